@@ -1,0 +1,8 @@
+"""Layers shared by the model families."""
+from .drop_path import DropPath, drop_path
+from .dyrelu import DyReLU
+from .nam import NAM, NAMChannel, NAMSpatial, nam_sparsity_penalty
+from .se import SqueezeExcite
+
+__all__ = ["DropPath", "drop_path", "DyReLU", "NAM", "NAMChannel", "NAMSpatial",
+           "nam_sparsity_penalty", "SqueezeExcite"]

@@ -1,0 +1,87 @@
+"""Dynamic ReLU (Chen et al. 2020, "Dynamic ReLU", arXiv:2003.10027).
+
+``y_c = max_k (a_c^k(x) * x_c + b_c^k(x))`` with
+``a^k = alpha^k + lambda_a * da^k(x)`` and ``b^k = beta^k + lambda_b * db^k(x)``,
+where the residuals ``d = 2*sigmoid(fc2(relu(fc1(avgpool(x))))) - 1`` lie in [-1, 1].
+
+* ``A``: the K coefficient pairs are shared by all channels and positions.
+* ``B``: one set of K pairs per channel, shared over positions.
+* ``C``: per channel and per position: B's residuals scaled by a spatial
+  attention ``pi = min(gamma * softmax(conv1x1(x) / tau), 1)``, the softmax
+  taken over all H*W positions, ``gamma = H*W / 3``.
+
+Defaults follow the paper: K=2, reduction 8 (seed 004), lambda_a=1.0,
+lambda_b=0.5, alpha=(1, 0), beta=(0, 0) so that a fresh layer is a ReLU.
+The forward broadcasts coefficients against NCHW input (no transposes) and
+keeps no state on ``self``.
+"""
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+MODES = ("A", "B", "C")
+
+
+class DyReLU(nn.Layer):
+    def __init__(self, channels, mode="B", k=2, reduction=8, lambda_a=1.0, lambda_b=0.5,
+                 init_a=None, init_b=None, tau=10.0):
+        super().__init__()
+        mode = str(mode).upper()
+        if mode not in MODES:
+            raise ValueError("DyReLU mode must be one of %s, got %r" % (MODES, mode))
+        if channels // reduction < 1:
+            raise ValueError("DyReLU: channels // reduction must be >= 1 (%d // %d)" % (channels, reduction))
+        init_a = list(init_a) if init_a is not None else [1.0] + [0.0] * (k - 1)
+        init_b = list(init_b) if init_b is not None else [0.0] * k
+        if len(init_a) != k or len(init_b) != k:
+            raise ValueError("DyReLU: init_a and init_b need k=%d values each" % k)
+        self.mode, self.k, self.channels, self.tau = mode, k, channels, float(tau)
+        hidden = channels // reduction
+        per = 1 if mode == "A" else channels
+        self.fc1 = nn.Linear(channels, hidden)
+        self.fc2 = nn.Linear(hidden, 2 * k * per)
+        self.spatial = nn.Conv2D(channels, 1, 1) if mode == "C" else None
+        # [lambda_a]*k + [lambda_b]*k and [alpha_1..alpha_k, beta_1..beta_k]
+        self.register_buffer("lambdas", paddle.to_tensor([float(lambda_a)] * k + [float(lambda_b)] * k))
+        self.register_buffer("init_v", paddle.to_tensor([float(v) for v in init_a + init_b]))
+
+    def coefficients(self, x):
+        """Residual coefficients in [-1, 1]: (B, 2K) for A, (B, C, 2K) for B/C."""
+        theta = paddle.mean(x, axis=[2, 3])
+        theta = self.fc2(F.relu(self.fc1(theta)))
+        theta = 2.0 * F.sigmoid(theta) - 1.0
+        if self.mode == "A":
+            return theta
+        return paddle.reshape(theta, [-1, self.channels, 2 * self.k])
+
+    def spatial_attention(self, x):
+        """pi (B, 1, H, W) = min(H*W/3 * softmax over all H*W of conv(x)/tau, 1)."""
+        s = self.spatial(x)
+        hw = x.shape[2] * x.shape[3]
+        p = F.softmax(paddle.flatten(s, 2) / self.tau, axis=-1)
+        p = paddle.reshape(p, paddle.shape(s))
+        return paddle.minimum(p * (hw / 3.0), paddle.ones_like(p))
+
+    def forward(self, x):
+        d = self.coefficients(x)
+        k = self.k
+        if self.mode == "A":
+            coef = (d * self.lambdas + self.init_v).unsqueeze([2, 3, 4])   # (B, 2K, 1, 1, 1)
+            a = [coef[:, i] for i in range(k)]                              # each (B, 1, 1, 1)
+            b = [coef[:, k + i] for i in range(k)]
+        else:
+            d = d.unsqueeze([3, 4])                                         # (B, C, 2K, 1, 1)
+            if self.mode == "C":
+                d = d * self.spatial_attention(x).unsqueeze(2)              # (B, C, 2K, H, W)
+            lam = self.lambdas.reshape([1, 1, 2 * k, 1, 1])
+            ini = self.init_v.reshape([1, 1, 2 * k, 1, 1])
+            coef = d * lam + ini
+            a = [coef[:, :, i] for i in range(k)]                           # (B, C, 1|H, 1|W)
+            b = [coef[:, :, k + i] for i in range(k)]
+        y = a[0] * x + b[0]
+        for i in range(1, k):
+            y = paddle.maximum(y, a[i] * x + b[i])
+        return y
+
+    def extra_repr(self):
+        return "channels=%d, mode=%s, k=%d" % (self.channels, self.mode, self.k)

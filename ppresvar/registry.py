@@ -1,0 +1,74 @@
+"""Model registry: ``register_model``, ``create_model``, ``list_models``.
+
+A model is registered by decorating a factory function; its name is the
+function's name. Nothing here evaluates strings or looks names up in
+``globals()``.
+"""
+import difflib
+import fnmatch
+
+_MODELS = {}
+_PAPERS = {}
+
+
+class UnknownModelError(KeyError):
+    """Raised by :func:`create_model` for a name that is not registered."""
+
+    def __str__(self):  # KeyError would quote the message
+        return self.args[0] if self.args else ""
+
+
+def register_model(fn=None, *, paper=""):
+    """Register ``fn`` under ``fn.__name__``. Use as ``@register_model`` or
+    ``@register_model(paper="He et al. 2015")``."""
+
+    def wrap(f):
+        name = f.__name__
+        if name in _MODELS:
+            raise ValueError("model %r is registered twice" % name)
+        _MODELS[name] = f
+        _PAPERS[name] = paper
+        return f
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def list_models(pattern="*"):
+    """Sorted names of the registered models matching a shell-style pattern."""
+    _import_models()
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def model_paper(name):
+    """The paper (or seed) a registered model reproduces."""
+    _import_models()
+    return _PAPERS[name]
+
+
+def suggest(name, choices, n=3):
+    """Closest names to ``name`` among ``choices`` (for error messages)."""
+    return difflib.get_close_matches(str(name), list(choices), n=n, cutoff=0.5)
+
+
+def create_model(name, num_classes=None, **options):
+    """Build a registered model by name.
+
+    ``num_classes`` defaults to the factory's own (10 for the CIFAR models,
+    1000 for ResNet-RS). ``options`` go to the model's factory (for example ``stem='cifar'``,
+    ``shortcut='B'``, ``drop_path_rate=0.1``). An unknown name raises
+    :class:`UnknownModelError` naming the closest registered names.
+    """
+    _import_models()
+    if name not in _MODELS:
+        close = suggest(name, _MODELS)
+        hint = ("did you mean %s?" % ", ".join(close)) if close else (
+            "see ppresvar.list_models() for the %d registered names" % len(_MODELS))
+        raise UnknownModelError("unknown model %r: %s" % (name, hint))
+    if num_classes is not None:
+        options["num_classes"] = num_classes
+    return _MODELS[name](**options)
+
+
+def _import_models():
+    # The model modules register themselves on import.
+    from . import models  # noqa: F401
