@@ -1,0 +1,22 @@
+"""Errors a user can fix. Tools print them as one line and exit with code 2
+(``--debug`` shows the traceback instead); everything else is a bug."""
+
+
+class UserError(Exception):
+    """Bad input: the message names the problem and the fix."""
+
+
+class ConfigError(UserError):
+    pass
+
+
+class DataError(UserError):
+    pass
+
+
+class CheckpointError(UserError):
+    pass
+
+
+class TrainingError(UserError):
+    """Training cannot go on (for example a NaN loss)."""

@@ -1,0 +1,39 @@
+"""CPU settings a user would not know to set (DESIGN.md sec. 6).
+
+``cpu_env_defaults()`` must run before paddle is first imported, so
+``ppresvar/__init__.py`` calls it first thing; every value is a default that
+an exported variable overrides.
+"""
+import os
+
+# paddle's bundled MKL takes a slow path on AMD unless told the CPU type
+# (a 4096 GEMM: 93 -> 241 GFLOP/s here); results are unchanged.
+# KMP_BLOCKTIME=1 lets OpenMP threads sleep soon after a parallel region
+# (ResNet-56: 59 -> 93 img/s here; 0 was worse).
+ENV_DEFAULTS = {"MKL_DEBUG_CPU_TYPE": "5", "KMP_BLOCKTIME": "1"}
+
+
+def cpu_env_defaults():
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(threads=None):
+    """Use ``threads`` intra-op threads (default: every core this process may
+    run on). ``import paddle`` pins eager execution to one thread when
+    OMP_NUM_THREADS is unset. Returns the number set."""
+    import paddle
+
+    n = int(threads or available_cores())
+    setter = getattr(getattr(paddle, "base", None), "core", None)
+    if setter is None:  # paddle 2.x before paddle.base existed
+        setter = paddle.fluid.core
+    setter.set_num_threads(n)
+    return n
