@@ -1,0 +1,49 @@
+import pytest
+
+import ppresvar
+from ppresvar.registry import UnknownModelError, model_paper
+
+SEED_NAMES = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34",
+              "resnet50", "resnet101", "resnet152", "resnet18_nam", "resnet50_nam",
+              "resnet18_dyrelu_a", "resnet18_dyrelu_b", "resnet18_dyrelu_c"] + [
+              "resnetrs%d" % d for d in (50, 101, 152, 200, 270, 350, 420)]
+
+
+def test_every_seed_family_is_registered_with_a_paper():
+    names = ppresvar.list_models()
+    assert names == sorted(names)
+    for n in SEED_NAMES:
+        assert n in names
+        assert model_paper(n)
+
+
+def test_list_models_pattern():
+    assert ppresvar.list_models("resnetrs*") == ["resnetrs%d" % d for d in (101, 152, 200, 270, 350, 420, 50)]
+
+
+def test_unknown_name_lists_the_closest():
+    with pytest.raises(UnknownModelError) as e:
+        ppresvar.create_model("resnet2O")
+    msg = str(e.value)
+    assert "resnet2O" in msg and "resnet20" in msg
+
+
+def test_unknown_name_far_from_everything_points_to_list_models():
+    with pytest.raises(UnknownModelError, match="list_models"):
+        ppresvar.create_model("vgg16_bn_imagenet")
+
+
+def test_num_classes_default_is_the_factorys():
+    assert ppresvar.create_model("resnet20").fc.weight.shape == [64, 10]
+    assert ppresvar.create_model("resnet20", num_classes=100).fc.weight.shape == [64, 100]
+
+
+def test_bad_options_are_errors():
+    with pytest.raises(ValueError, match="6n\\+2"):
+        ppresvar.models.cifar_resnet(21)
+    with pytest.raises(ValueError, match="shortcut"):
+        ppresvar.create_model("resnet20", shortcut="C")
+    with pytest.raises(ValueError, match="stem"):
+        ppresvar.create_model("resnet18", stem="vit")
+    with pytest.raises(ValueError, match="depth"):
+        ppresvar.models.resnet_rs(77)
