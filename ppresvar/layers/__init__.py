@@ -1,5 +1,5 @@
 """Layers shared by the model families."""
-from .drop_path import DropPath, drop_path
+from .stochastic_depth import DropPath, drop_path
 from .dyrelu import DyReLU
 from .nam import NAM, NAMChannel, NAMSpatial, nam_sparsity_penalty
 from .se import SqueezeExcite

@@ -25,7 +25,7 @@ import math
 import paddle
 import paddle.nn as nn
 
-from ..layers.drop_path import DropPath
+from ..layers.stochastic_depth import DropPath
 from ..layers.dyrelu import DyReLU
 from ..layers.nam import NAM
 from ..layers.se import SqueezeExcite
