@@ -11,6 +11,7 @@ ppresvar.flops (paddle.flops itself crashed with numpy 2.4).
 """
 import argparse
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,8 +49,12 @@ def row(name):
         name, format(trainable, ","), format(total, ","), format(flops, ","), size, size, model_paper(name))
 
 
+def natural_key(name):
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
 def render(names=None):
-    names = names or ppresvar.list_models()
+    names = names or sorted(ppresvar.list_models(), key=natural_key)
     return HEADER + "\n".join(row(n) for n in names) + "\n"
 
 
