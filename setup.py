@@ -21,7 +21,11 @@ setup(
         "cpu": ["paddlepaddle>=2.6"],
         "plot": ["matplotlib"],
         "onnx": ["paddle2onnx", "onnxruntime"],
-        "test": ["pytest", "scikit-learn", "matplotlib"],
+        # paddle2onnx + onnxruntime: the ONNX leg of tests/export runs in CI
+        # (without them it is skipped; paddle2onnx 2.x needs paddle >= 3).
+        "test": ["pytest", "scikit-learn", "matplotlib", "paddle2onnx", "onnxruntime"],
+        # the quick-start demo: the digits data set ships inside scikit-learn
+        "demo": ["scikit-learn", "matplotlib"],
     },
     entry_points={},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],

@@ -1,0 +1,345 @@
+#!/usr/bin/env python
+"""The benchmark's PyTorch reference: the nets of docs/benchmarks.md written
+plainly in PyTorch, and their training and inference images/s on the CPU.
+
+Used only by ``tools/benchmark.py --torch-python PY``; run it with the python
+of a separate venv that has torch (``pip install torch==2.13.0``). torch is
+never a dependency of ppresvar, and this file imports nothing from it (no
+paddle either): the two sides meet only in the parameter counts, which
+tools/benchmark.py compares.
+
+    python scripts/torch_reference.py --models "resnet20;rir18:fused=false" --steps 3 --warmup 1 --batch 8
+
+Prints one line ``BENCH_RESULT {json}``.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+RESULT_TAG = "BENCH_RESULT "
+
+
+# --------------------------------------------------------------- the nets
+
+def conv3x3(cin, cout, stride=1, bias=False):
+    return nn.Conv2d(cin, cout, 3, stride, 1, bias=bias)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A (He et al. 2015): subsample, append zero channels."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.stride, self.pad = stride, cout - cin
+
+    def forward(self, x):
+        x = x[:, :, ::self.stride, ::self.stride]
+        return torch.cat([x, torch.zeros_like(x[:, :self.pad])], 1) if self.pad else x
+
+
+class DyReLU(nn.Module):
+    """Dynamic ReLU (Chen et al. 2020), modes B and C, K=2, reduction 8."""
+
+    def __init__(self, c, mode="C", k=2, reduction=8, lambda_a=1.0, lambda_b=0.5, tau=10.0):
+        super().__init__()
+        self.c, self.k, self.mode, self.tau = c, k, mode, tau
+        self.fc1 = nn.Linear(c, c // reduction)
+        self.fc2 = nn.Linear(c // reduction, 2 * k * c)
+        self.spatial = nn.Conv2d(c, 1, 1) if mode == "C" else None
+        self.register_buffer("lambdas", torch.tensor([lambda_a] * k + [lambda_b] * k))
+        self.register_buffer("init_v", torch.tensor([1.0] + [0.0] * (k - 1) + [0.0] * k))
+
+    def forward(self, x):
+        k = self.k
+        d = 2 * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3)))))) - 1
+        d = d.view(-1, self.c, 2 * k, 1, 1)
+        if self.mode == "C":
+            s = self.spatial(x)
+            hw = x.shape[2] * x.shape[3]
+            p = F.softmax(s.flatten(2) / self.tau, -1).view_as(s)
+            d = d * torch.clamp(p * (hw / 3.0), max=1.0).unsqueeze(2)
+        coef = d * self.lambdas.view(1, 1, -1, 1, 1) + self.init_v.view(1, 1, -1, 1, 1)
+        y = coef[:, :, 0] * x + coef[:, :, k]
+        for i in range(1, k):
+            y = torch.maximum(y, coef[:, :, i] * x + coef[:, :, k + i])
+        return y
+
+
+class NAMChannel(nn.Module):
+    """NAM channel attention (Liu et al. 2021): sigmoid(BN(x) * |g|/sum|g|) * x."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        w = self.bn.weight.abs() / self.bn.weight.abs().sum()
+        return torch.sigmoid(self.bn(x) * w.view(1, -1, 1, 1)) * x
+
+
+def relu(c):
+    return nn.ReLU(inplace=True)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin, planes, stride, shortcut, act, attn):
+        super().__init__()
+        self.conv1, self.bn1, self.act1 = conv3x3(cin, planes, stride), nn.BatchNorm2d(planes), act(planes)
+        self.conv2, self.bn2 = conv3x3(planes, planes), nn.BatchNorm2d(planes)
+        self.attn = attn(planes) if attn else None
+        self.shortcut, self.act_out = shortcut, act(planes)
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        if self.attn is not None:
+            y = self.attn(y)
+        return self.act_out(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin, planes, stride, shortcut, act, attn):
+        super().__init__()
+        out = planes * 4
+        self.conv1, self.bn1, self.act1 = nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes), act(planes)
+        self.conv2, self.bn2, self.act2 = conv3x3(planes, planes, stride), nn.BatchNorm2d(planes), act(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out)
+        self.attn = attn(out) if attn else None
+        self.shortcut, self.act_out = shortcut, act(out)
+
+    def forward(self, x):
+        y = self.act1(self.bn1(self.conv1(x)))
+        y = self.bn3(self.conv3(self.act2(self.bn2(self.conv2(y)))))
+        if self.attn is not None:
+            y = self.attn(y)
+        return self.act_out(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet(nn.Module):
+    """CIFAR stem (3x3, stride 1, no max-pool), stages, average pool, fc."""
+
+    def __init__(self, block, layers, widths, shortcut="B", act=relu, attn=None, num_classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(conv3x3(3, widths[0]), nn.BatchNorm2d(widths[0]), act(widths[0]))
+        cin, blocks = widths[0], []
+        for i, (planes, n) in enumerate(zip(widths, layers)):
+            for j in range(n):
+                s = 2 if i > 0 and j == 0 else 1
+                out = planes * block.expansion
+                sc = None
+                if s != 1 or cin != out:
+                    sc = ZeroPadShortcut(cin, out, s) if shortcut == "A" else nn.Sequential(
+                        nn.Conv2d(cin, out, 1, s, bias=False), nn.BatchNorm2d(out))
+                blocks.append(block(cin, planes, s, sc, act, attn))
+                cin = out
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+
+class CrossConv(nn.Module):
+    """RiR's four 3x3 convolutions (r->r, t->r, r->t, t->t), run as one
+    convolution of the concatenated streams (``fused``) or as four."""
+
+    def __init__(self, cin, cout, stride, fused):
+        super().__init__()
+        self.rr, self.tr, self.rt, self.tt = [conv3x3(cin, cout, stride, bias=True) for _ in range(4)]
+        self.stride, self.fused = stride, fused
+
+    def forward(self, r, t):
+        if not self.fused:
+            return self.rr(r) + self.tr(t), self.rt(r) + self.tt(t)
+        w = torch.cat([torch.cat([self.rr.weight, self.tr.weight], 1), torch.cat([self.rt.weight, self.tt.weight], 1)], 0)
+        b = torch.cat([self.rr.bias + self.tr.bias, self.rt.bias + self.tt.bias])
+        return torch.chunk(F.conv2d(torch.cat([r, t], 1), w, b, self.stride, 1), 2, 1)
+
+
+def projection(cin, cout, stride):
+    return None if cin == cout and stride == 1 else nn.Conv2d(cin, cout, 1, stride)
+
+
+class ResNetInit(nn.Module):
+    def __init__(self, cin, cout, stride, fused):
+        super().__init__()
+        self.cross = CrossConv(cin, cout, stride, fused)
+        self.shortcut = projection(cin, cout, stride)
+        self.bn_r, self.bn_t = nn.BatchNorm2d(cout), nn.BatchNorm2d(cout)
+
+    def forward(self, r, t):
+        yr, yt = self.cross(r, t)
+        yr = yr + (r if self.shortcut is None else self.shortcut(r))
+        return F.relu(self.bn_r(yr)), F.relu(self.bn_t(yt))
+
+
+class RiRBlock(nn.Module):
+    """Two generalized residual layers; the outer shortcut on the residual stream (paper wiring)."""
+
+    def __init__(self, cin, cout, stride, fused):
+        super().__init__()
+        self.l1, self.l2 = ResNetInit(cin, cout, stride, fused), ResNetInit(cout, cout, 1, fused)
+        self.shortcut = projection(cin, cout, stride)
+
+    def forward(self, r, t):
+        yr, yt = self.l2(*self.l1(r, t))
+        return yr + (r if self.shortcut is None else self.shortcut(r)), yt
+
+
+class RiR(nn.Module):
+    """Targ et al. 2016: a conv-BN-ReLU stem per stream, RiR blocks, concat, 1x1 conv classifier, pool."""
+
+    def __init__(self, channels=(48, 96, 192), blocks=(2, 3, 3), num_classes=10, fused=True):
+        super().__init__()
+        c0 = channels[0]
+        self.stem_r = nn.Sequential(conv3x3(3, c0, bias=True), nn.BatchNorm2d(c0), nn.ReLU())
+        self.stem_t = nn.Sequential(conv3x3(3, c0, bias=True), nn.BatchNorm2d(c0), nn.ReLU())
+        plan, cin = [], c0
+        for i, (cout, n) in enumerate(zip(channels, blocks)):
+            for j in range(n):
+                plan.append(RiRBlock(cin, cout, 2 if i > 0 and j == 0 else 1, fused))
+                cin = cout
+        self.blocks = nn.ModuleList(plan)
+        self.head = nn.Conv2d(2 * cin, num_classes, 1)
+
+    def forward(self, x):
+        r, t = self.stem_r(x), self.stem_t(x)
+        for b in self.blocks:
+            r, t = b(r, t)
+        return torch.flatten(F.adaptive_avg_pool2d(self.head(torch.cat([r, t], 1)), 1), 1)
+
+
+def dyrelu_c(c):
+    return DyReLU(c, "C")
+
+
+MODELS = {
+    "resnet20": lambda **o: ResNet(BasicBlock, [3] * 3, (16, 32, 64), "A", **o),
+    "resnet56": lambda **o: ResNet(BasicBlock, [9] * 3, (16, 32, 64), "A", **o),
+    "resnet18": lambda **o: ResNet(BasicBlock, [2] * 4, (64, 128, 256, 512), **o),
+    "resnet18_dyrelu_c": lambda **o: ResNet(BasicBlock, [2] * 4, (64, 128, 256, 512), act=dyrelu_c, **o),
+    "resnet50_nam": lambda **o: ResNet(Bottleneck, [3, 4, 6, 3], (64, 128, 256, 512), attn=NAMChannel, **o),
+    "rir18": lambda **o: RiR(**o),
+}
+
+
+# ------------------------------------------------------------------ timing
+
+def time_steps(step, warmup, steps, max_seconds=None, min_steps=3):
+    for _ in range(warmup):
+        step()
+    times = []
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+    while len(times) < steps:
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+        if deadline is not None and len(times) >= min_steps and time.perf_counter() > deadline:
+            break
+    return statistics.median(times), len(times)
+
+
+def parse_value(v):
+    low = v.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v.strip()
+
+
+def parse_spec(spec):
+    name, _, opts = spec.partition(":")
+    options = {}
+    for item in filter(None, opts.split(",")):
+        k, _, v = item.partition("=")
+        options[k.strip()] = parse_value(v)
+    return name.strip(), options
+
+
+def label(name, options):
+    return name + "".join(" %s=%s" % (k, v) for k, v in sorted(options.items()))
+
+
+def measure(name, options, a):
+    torch.manual_seed(0)
+    make = MODELS[name]
+    model = make(num_classes=10, **options)
+    out = {"params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    x = torch.randn(a.batch, 3, 32, 32)
+    y = torch.randint(0, 10, (a.batch,))
+
+    for key, channels_last in (("train_img_s", False), ("train_channels_last_img_s", True)):
+        torch.manual_seed(0)
+        m = make(num_classes=10, **options)
+        xx = x
+        if channels_last:
+            m = m.to(memory_format=torch.channels_last)
+            xx = x.contiguous(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        m.train()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(m(xx), y)
+            loss.backward()
+            opt.step()
+
+        med, n = time_steps(step, a.warmup, a.steps, a.max_seconds)
+        out[key] = a.batch / med
+        out[key.replace("img_s", "steps")] = n
+
+    model.eval()
+    xi = torch.randn(a.infer_batch, 3, 32, 32)
+    with torch.inference_mode():
+        med, _ = time_steps(lambda: model(xi), a.warmup, a.steps, a.max_seconds)
+        out["eager_img_s"] = a.infer_batch / med
+        if not a.no_compile:
+            try:
+                t = time.perf_counter()
+                compiled = torch.compile(model)
+                compiled(xi)
+                out["compile_seconds"] = time.perf_counter() - t
+                med, _ = time_steps(lambda: compiled(xi), a.warmup, a.steps, a.max_seconds)
+                out["compile_img_s"] = a.infer_batch / med
+            except Exception as e:  # no compiler here, etc.
+                out["compile_error"] = "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default=";".join(MODELS))
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--infer-batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--max-seconds", type=float, default=None)
+    p.add_argument("--threads", type=int, default=None, help="default: torch's (every core)")
+    p.add_argument("--no-compile", action="store_true")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "models": {}}
+    for spec in filter(None, a.models.split(";")):
+        name, options = parse_spec(spec)
+        if name not in MODELS:
+            res["models"][label(name, options)] = {"error": "no PyTorch reference for %s" % name}
+            continue
+        res["models"][label(name, options)] = measure(name, options, a)
+    print(RESULT_TAG + json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
