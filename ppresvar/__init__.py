@@ -1,7 +1,11 @@
 """ppresvar: faithful PaddlePaddle reproductions of ResNet variants."""
 __version__ = "0.1.0"
 
-from . import runtime as _runtime
+# Python's zlib must load before paddle: paddle 2.6 brings a libz that breaks
+# gzip (reading a CIFAR archive) when zlib is imported after it.
+import zlib  # noqa: F401,E402
+
+from . import runtime as _runtime  # noqa: E402
 
 _runtime.cpu_env_defaults()  # before paddle loads
 

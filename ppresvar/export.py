@@ -61,6 +61,13 @@ def _to_static_kwargs():
     return {"full_graph": True} if "full_graph" in text else {}
 
 
+def to_static(layer, input_spec):
+    """``paddle.jit.to_static`` with the input spec honoured on Paddle 2.6 and 3.x."""
+    import paddle
+
+    return paddle.jit.to_static(layer, input_spec=input_spec, **_to_static_kwargs())
+
+
 def _exportable(model):
     """A wrapper to convert, so that ``to_static`` (which replaces the
     converted layer's ``forward``) leaves the user's model eager."""

@@ -39,6 +39,14 @@ def list_models(pattern="*"):
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
+def model_factory(name):
+    """The registered factory function of ``name`` (to inspect its options)."""
+    _import_models()
+    if name not in _MODELS:
+        raise UnknownModelError("unknown model %r" % name)
+    return _MODELS[name]
+
+
 def model_paper(name):
     """The paper (or seed) a registered model reproduces."""
     _import_models()

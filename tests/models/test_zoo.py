@@ -1,5 +1,4 @@
 """Properties every registered model must have."""
-import inspect
 import os
 
 import numpy as np
@@ -7,6 +6,7 @@ import paddle
 import pytest
 
 import ppresvar
+from ppresvar.export import to_static
 
 ALL = ppresvar.list_models()
 # Models whose natural input is 32x32 (CIFAR stems, RiR), plus ResNet-RS-50 with
@@ -17,11 +17,6 @@ NUM_CLASSES = 7  # not any factory's default
 
 def _x(batch=2, seed=1):
     return paddle.to_tensor(np.random.RandomState(seed).randn(batch, 3, 32, 32).astype("float32"))
-
-
-def to_static(model, spec):
-    kw = {"full_graph": True} if "full_graph" in inspect.signature(paddle.jit.to_static).parameters else {}
-    return paddle.jit.to_static(model, input_spec=spec, **kw)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,0 +1,42 @@
+"""Data: data sets, per-image transforms, batch mixing, samplers and loaders."""
+from ..errors import ConfigError
+from ..registry import suggest
+from .datasets import DATASETS, build_dataset, write_cifar_archive
+from .loader import ShardedBatchSampler, build_loader, derive_seed
+from .mixing import build_batch_transforms
+from .transforms import build_transforms, eval_preprocess, eval_transform
+
+__all__ = ["DATASETS", "build_dataset", "build_loader", "build_transforms", "build_batch_transforms",
+           "eval_preprocess", "eval_transform", "check_loader_section", "write_cifar_archive",
+           "ShardedBatchSampler", "derive_seed"]
+
+
+def check_dataset(opts, where):
+    """Validate a ``dataset`` mapping; returns it with defaults filled in."""
+    from ..engine.config import REQUIRED, check_value, unknown_key_error
+
+    if not isinstance(opts, dict) or "name" not in opts:
+        raise ConfigError("%s must be a mapping with a name (one of %s)" % (where, ", ".join(DATASETS)))
+    name = opts["name"]
+    if name not in DATASETS:
+        close = suggest(str(name), DATASETS, n=1)
+        raise ConfigError("unknown data set %s.name=%r: %s" % (
+            where, name, "did you mean %s?" % close[0] if close else "choose from %s" % ", ".join(DATASETS)))
+    spec = DATASETS[name]
+    for key in opts:
+        if key != "name" and key not in spec:
+            raise unknown_key_error(where + ".", str(key), ["name"] + list(spec))
+    out = {"name": name}
+    for key, field in spec.items():
+        out[key] = check_value(opts.get(key, REQUIRED), field, "%s.%s" % (where, key))
+    return out
+
+
+def check_loader_section(section, where):
+    """Validate the dataset, transforms and batch transforms of one loader
+    section (config load time, before any data is read); returns the dataset
+    options with defaults filled in."""
+    opts = check_dataset(section["dataset"], where + ".dataset")
+    build_transforms(section["transforms"], where + ".transforms")
+    build_batch_transforms(section["batch_transforms"], where + ".batch_transforms")
+    return opts

@@ -1,0 +1,97 @@
+"""Samplers and data loaders.
+
+:class:`ShardedBatchSampler` shuffles with a seed derived from ``(seed,
+epoch)``, so an epoch's order is known before it starts (an exact resume at
+an epoch boundary needs no sampler state), and gives each data-parallel rank
+its own shard (training pads so every rank runs the same number of steps;
+evaluation does not pad, so no image is counted twice).
+"""
+import hashlib
+import math
+import os
+import shutil
+
+import numpy as np
+import paddle
+
+from .datasets import build_dataset
+from .transforms import build_transforms
+
+__all__ = ["derive_seed", "ShardedBatchSampler", "build_loader", "shared_memory_ok"]
+
+
+def derive_seed(*parts):
+    """A 31-bit seed from any parts (stable across processes and runs)."""
+    digest = hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+class ShardedBatchSampler(paddle.io.BatchSampler):
+    def __init__(self, num_samples, batch_size, shuffle=False, drop_last=False, seed=0, rank=0,
+                 world_size=1, pad=True):
+        # BatchSampler.__init__ wants a dataset or sampler; this one needs neither.
+        self.num_samples = int(num_samples)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.pad = pad
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def indices(self):
+        n = self.num_samples
+        if self.shuffle:
+            order = np.random.RandomState(derive_seed(self.seed, "order", self.epoch)).permutation(n)
+        else:
+            order = np.arange(n)
+        if self.world_size > 1:
+            if self.pad:
+                total = int(math.ceil(n / float(self.world_size))) * self.world_size
+                order = np.concatenate([order, order[:total - n]])
+            order = order[self.rank::self.world_size]
+        return order
+
+    def __iter__(self):
+        order = self.indices()
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if self.drop_last and len(batch) < self.batch_size:
+                return
+            yield [int(i) for i in batch]
+
+    def __len__(self):
+        n = len(self.indices()) if self.world_size > 1 else self.num_samples
+        if self.drop_last:
+            return n // self.batch_size
+        return int(math.ceil(n / float(self.batch_size)))
+
+
+def shared_memory_ok(min_free=2 << 30):
+    """False where /dev/shm is missing or small (AI Studio): then the workers
+    pass batches through pipes rather than crash with a bus error."""
+    try:
+        return shutil.disk_usage("/dev/shm").free >= min_free
+    except OSError:
+        return os.name == "nt"
+
+
+def build_loader(section, where, seed=0, rank=0, world_size=1, training=False, cache=None):
+    """``(loader, sampler, dataset)`` for a validated ``DataLoader.<split>`` section."""
+    transform = build_transforms(section["transforms"], "%s.transforms" % where)
+    dataset = build_dataset(section["dataset"], transform, where, cache)
+    sampler = ShardedBatchSampler(len(dataset), section["batch_size"],
+                                  shuffle=section["shuffle"] and training,
+                                  drop_last=section["drop_last"] and training, seed=seed, rank=rank,
+                                  world_size=world_size, pad=training)
+    workers = section["num_workers"]
+    shm = section["use_shared_memory"]
+    if shm is None:
+        shm = workers > 0 and shared_memory_ok()
+    loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                  use_shared_memory=bool(shm and workers > 0), return_list=True)
+    return loader, sampler, dataset

@@ -1,0 +1,209 @@
+"""Checkpoints: written atomically, read with clear errors, and loaded into a
+model only when they fit it.
+
+A checkpoint is one ``paddle.save`` file (``.pdckpt``) holding a dict:
+``model``, ``optimizer``, ``lr_scheduler``, ``ema`` (or None), ``scaler`` (AMP,
+or None), ``epoch`` (epochs completed), ``step`` (optimizer steps),
+``best_metric``, ``best_epoch``, ``rng`` (Python, NumPy and paddle states),
+``config`` (the resolved config), ``arch`` (the model name) and
+``format_version``. Writing goes to a temporary file in the same folder,
+then ``os.replace``: a crash mid-write leaves the previous file intact.
+"""
+import io
+import os
+import random
+
+import numpy as np
+import paddle
+
+from ..errors import CheckpointError
+
+__all__ = ["FORMAT_VERSION", "save_checkpoint", "save_checkpoints", "load_checkpoint", "load_weights",
+           "optimizer_state", "load_optimizer_state", "rng_state", "set_rng_state", "serialize"]
+
+FORMAT_VERSION = 1
+
+
+def serialize(state):
+    buf = io.BytesIO()
+    paddle.save(state, buf)
+    return buf.getvalue()
+
+
+def _write_atomic(path, blob):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
+    try:
+        with open(tmp, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_checkpoint(path, state):
+    """Write ``state`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    state = dict(state)
+    state.setdefault("format_version", FORMAT_VERSION)
+    _write_atomic(path, serialize(state))
+
+
+def save_checkpoints(paths, state):
+    """Serialise once, write to every path in ``paths`` (e.g. last and best)."""
+    state = dict(state)
+    state.setdefault("format_version", FORMAT_VERSION)
+    blob = serialize(state)
+    for path in paths:
+        _write_atomic(path, blob)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by :func:`save_checkpoint`; a missing,
+    truncated or foreign file raises :class:`CheckpointError`."""
+    if not path or not os.path.isfile(path):
+        raise CheckpointError("checkpoint not found: %s (runs keep theirs in <run>/checkpoints/last.pdckpt "
+                              "and best.pdckpt)" % path)
+    with open(path, "rb") as f:
+        blob = f.read()
+    try:
+        if not blob.startswith(b"\x80"):  # not a pickle: do not let the unpickler guess at it
+            raise ValueError("no pickle header")
+        state = paddle.load(io.BytesIO(blob))
+    except Exception as e:  # paddle.load raises many types for damaged files
+        raise CheckpointError("cannot read checkpoint %s (%s): the file is damaged or not a paddle "
+                              "checkpoint; use another one, e.g. the run's last.pdckpt or best.pdckpt"
+                              % (path, type(e).__name__))
+    if not isinstance(state, dict):
+        raise CheckpointError("%s is not a ppresvar checkpoint (it holds a %s)" % (path, type(state).__name__))
+    return state
+
+
+def _is_training_checkpoint(state):
+    # a plain state dict maps names to tensors; a checkpoint's "model" is a dict
+    return isinstance(state.get("model"), dict)
+
+
+def load_weights(model, path_or_state, use_ema=True, source=None):
+    """Load weights into ``model`` from a checkpoint path, a checkpoint dict
+    or a plain state dict (a ``.pdparams`` file). ``use_ema`` takes the EMA
+    weights when the checkpoint has them. Raises :class:`CheckpointError`
+    when the weights belong to another model (missing or unexpected keys,
+    shape mismatches). Returns the checkpoint dict (or ``{}``)."""
+    if isinstance(path_or_state, str):
+        source = path_or_state
+        state = load_checkpoint(path_or_state)
+    else:
+        state = path_or_state
+    source = source or "the checkpoint"
+    ckpt = state if _is_training_checkpoint(state) else {}
+    if ckpt:
+        weights = ckpt["ema"] if (use_ema and ckpt.get("ema")) else ckpt["model"]
+    else:
+        weights = state
+    if not isinstance(weights, dict):
+        raise CheckpointError("%s holds no model weights" % source)
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    mismatched = ["%s %s vs %s" % (k, list(weights[k].shape), list(v.shape)) for k, v in own.items()
+                  if k in weights and list(weights[k].shape) != list(v.shape)]
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+            if items:
+                parts.append("%d %s (%s%s)" % (len(items), label, ", ".join(items[:3]),
+                                                ", ..." if len(items) > 3 else ""))
+        arch = ckpt.get("arch")
+        whose = " (it holds %s weights)" % arch if arch else ""
+        raise CheckpointError("%s does not fit this model%s: %s; use a checkpoint of the same Arch "
+                              "(name, num_classes and options)" % (source, whose, "; ".join(parts)))
+    model.set_state_dict(weights)
+    return ckpt
+
+
+# ------------------------------------------------------------ optimizer state
+
+def _by_prefix(pairs):
+    return sorted(pairs, key=lambda t: -len(t[0]))
+
+
+def _rename(key, pairs, sep_in, sep_out):
+    for old, new in pairs:
+        if key == old or key.startswith(old + sep_in):
+            return new + sep_out + key[len(old) + len(sep_in):] if key != old else new
+    return key
+
+
+def optimizer_state(optimizer, model):
+    """``optimizer.state_dict()`` keyed by the model's structured names
+    (``stages.0.0.conv1.weight|velocity_0``) instead of paddle's global
+    parameter names (``conv2d_3.w_0_velocity_0``), which depend on how many
+    layers the process built before: a resume in another process, or a second
+    model in the same one, would silently miss them."""
+    pairs = _by_prefix([(p.name, "@" + k) for k, p in model.named_parameters()])
+
+    def convert(d):
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict) and key != "LR_Scheduler":
+                out[key] = convert(value)
+            else:
+                out[_rename(key, pairs, "_", "|")] = value
+        return out
+
+    return convert(optimizer.state_dict())
+
+
+def load_optimizer_state(optimizer, model, state):
+    """Inverse of :func:`optimizer_state` (plain paddle state dicts pass through)."""
+    pairs = _by_prefix([("@" + k, p.name) for k, p in model.named_parameters()])
+
+    def convert(d):
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict) and key != "LR_Scheduler":
+                out[key] = convert(value)
+            else:
+                out[_rename(key, pairs, "|", "_") if key.startswith("@") else key] = value
+        return out
+
+    optimizer.set_state_dict(convert(state))
+
+
+# ------------------------------------------------------------------ RNG state
+
+def rng_state():
+    """Python, NumPy and paddle generator states (NumPy's key as a list:
+    paddle.save would turn its uint32 array into a tensor it cannot load)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [kind, [int(k) for k in keys], pos, has_gauss, cached]}
+    try:
+        state["paddle"] = paddle.get_rng_state()
+    except Exception:  # older builds without a picklable generator state
+        state["paddle"] = None
+    return state
+
+
+def set_rng_state(state):
+    if not state:
+        return
+    if state.get("python") is not None:
+        random.setstate(_as_tuple(state["python"]))
+    if state.get("numpy") is not None:
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    if state.get("paddle") is not None:
+        try:
+            paddle.set_rng_state(state["paddle"])
+        except Exception:
+            pass
+
+
+def _as_tuple(value):
+    if isinstance(value, list):
+        return tuple(_as_tuple(v) for v in value)
+    return value

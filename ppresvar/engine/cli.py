@@ -1,0 +1,54 @@
+"""What every tool shares: ``-c/-o/--debug`` arguments and the error policy.
+
+A :class:`ppresvar.errors.UserError` (bad config, missing data, damaged
+checkpoint, NaN loss...) or an unknown model prints one line,
+``error: <problem and fix>``, to stderr and exits with code 2; ``--debug``
+shows the traceback instead. Anything else is a bug and keeps its traceback.
+"""
+import argparse
+import sys
+
+__all__ = ["base_parser", "run_tool", "load_config_from_args"]
+
+
+def base_parser(description, config_required=True):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("-c", "--config", required=config_required, metavar="FILE",
+                   help="YAML config (see configs/)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. -o Global.epochs=2 (YAML value; repeatable)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    return p
+
+
+def load_config_from_args(args, fallback_state=None):
+    """The config from ``-c`` (or, without it, the resolved config stored in
+    ``fallback_state``, a checkpoint dict) with the ``-o`` overrides applied."""
+    from ..errors import ConfigError
+    from .config import apply_overrides, load_config, validate
+
+    if args.config:
+        return load_config(args.config, args.override)
+    if fallback_state is not None and isinstance(fallback_state.get("config"), dict):
+        return validate(apply_overrides(fallback_state["config"], args.override))
+    raise ConfigError("no config: pass -c FILE (see configs/)")
+
+
+def run_tool(main, debug=False):
+    """Run ``main()``; map user errors to one line on stderr and exit code 2."""
+    from ..errors import UserError
+    from ..registry import UnknownModelError
+
+    try:
+        return main()
+    except (UserError, UnknownModelError) as e:
+        if debug:
+            raise
+        message = " ".join(str(e).split())
+        sys.stderr.write("error: %s\n" % message)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.stderr.write("interrupted: the last checkpoint written is kept; continue with --resume\n")
+        sys.exit(130)

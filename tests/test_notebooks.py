@@ -1,0 +1,82 @@
+"""The notebooks in notebooks/ run top to bottom at smoke size.
+
+No Jupyter needed: each .ipynb is read as JSON and its code cells run in
+order in one namespace, in a temporary working folder, with
+``PPRESVAR_SMOKE=1`` (tiny generated CIFAR archive, two epochs of one
+iteration per run) and matplotlib's Agg backend. IPython-only lines
+(``%magic``, ``!shell``) are skipped. The committed notebooks must carry no
+outputs and no Chinese text (the seeds are a specification, not a source).
+"""
+import glob
+import json
+import os
+import re
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+EXPECTED = ["dyrelu.ipynb", "nam.ipynb", "resnet_cifar.ipynb", "resnet_rs.ipynb", "rir.ipynb"]
+CJK = re.compile(u"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _code_cells(notebook):
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            yield "".join(cell["source"])
+
+
+def _python_only(source):
+    """Blank out IPython-only lines: magics and shell escapes at the start of a
+    line (an indented ``% (...)`` is Python's formatting operator)."""
+    return "\n".join("" if line.startswith(("%", "!")) else line for line in source.split("\n"))
+
+
+def test_every_seed_has_a_notebook():
+    assert sorted(os.path.basename(p) for p in NOTEBOOKS) == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebook_is_clean(path):
+    notebook = _load(path)
+    assert notebook["nbformat"] == 4
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"])
+        assert not CJK.search(source), "non-English text in %s: %r" % (path, source[:80])
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, \
+                "%s has outputs committed: clear them" % os.path.basename(path)
+            compile(_python_only(source), path, "exec")  # syntax, without running
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebook_runs_at_smoke_size(path, tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PPRESVAR_SMOKE", "1")
+    monkeypatch.setenv("PPRESVAR_ROOT", ROOT)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for var in ("PPRESVAR_OUTPUT", "CIFAR10_ARCHIVE", "CIFAR100_ARCHIVE"):
+        monkeypatch.delenv(var, raising=False)
+    namespace = {"__name__": "__main__"}
+    start = time.time()
+    try:
+        for i, source in enumerate(_code_cells(_load(path))):
+            code = compile(_python_only(source), "%s[cell %d]" % (os.path.basename(path), i + 1), "exec")
+            exec(code, namespace)
+    finally:
+        plt.close("all")
+    # every training run left its run directory with per-epoch metrics
+    run_dirs = [os.path.dirname(p) for p in glob.glob(str(tmp_path / "smoke_output" / "*" / "metrics.jsonl"))]
+    assert run_dirs, "the notebook trained nothing"
+    print("%s: %.1fs, %d runs" % (os.path.basename(path), time.time() - start, len(run_dirs)))

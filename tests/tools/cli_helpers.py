@@ -1,0 +1,36 @@
+"""Helpers of the tools tests: run tools in process or as subprocesses."""
+import importlib.util
+import os
+import subprocess
+import sys
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+warnings.filterwarnings("ignore", message="When training, we now always track")
+
+
+def tool(name):
+    """tools/<name>.py as a module, to call its main(argv) in process."""
+    spec = importlib.util.spec_from_file_location("ppresvar_tool_" + name, os.path.join(ROOT, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(name, args, **kw):
+    """tools/<name>.py in a subprocess; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", name + ".py")] + list(args),
+                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, **kw)
+
+
+def cifar_args(archive, out, run_name, epochs=2, val=32, batch=32):
+    """configs/resnet20.yaml shortened to a tiny CIFAR-format archive."""
+    return ["-c", os.path.join(ROOT, "configs", "resnet20.yaml"),
+            "-o", "DataLoader.*.dataset.data_file=%s" % archive,
+            "-o", "DataLoader.*.dataset.val_size=%d" % val,
+            "-o", "DataLoader.*.num_workers=0", "-o", "DataLoader.*.batch_size=%d" % batch,
+            "-o", "Global.iterations=null", "-o", "Global.epochs=%d" % epochs,
+            "-o", "Optimizer.lr.milestones=[6, 9]", "-o", "Global.print_batch_step=2",
+            "-o", "Global.output_dir=%s" % out, "-o", "Global.run_name=%s" % run_name]

@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Evaluate weights on the test split (or the held-out validation split).
+
+    python tools/eval.py -c configs/resnet20.yaml -o Global.pretrained_model=output/resnet20/checkpoints/best.pdckpt
+    python tools/eval.py -o Global.pretrained_model=PATH --split val     (config from the checkpoint)
+
+Prints a readable line, then the figures as one line of JSON.
+"""
+import json
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+warnings.filterwarnings("ignore", message=".*ccache.*")
+import ppresvar  # noqa: E402,F401  (first: sets CPU defaults before paddle loads)
+from ppresvar.engine.cli import base_parser, load_config_from_args, run_tool  # noqa: E402
+
+
+def main(argv=None):
+    p = base_parser("Evaluate weights: top-1, top-5 and loss on a data split.", config_required=False)
+    p.add_argument("--split", choices=["test", "val"], default="test",
+                   help="test: DataLoader.Test (default); val: the held-out DataLoader.Eval")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if the checkpoint has EMA ones")
+    args = p.parse_args(argv)
+
+    def go():
+        from ppresvar.engine.checkpoint import load_checkpoint
+        from ppresvar.engine.config import parse_override
+        from ppresvar.engine.evaluator import evaluate_config
+
+        state = None
+        if not args.config:  # the resolved config saved in the checkpoint
+            weights = [v for k, v in map(parse_override, args.override) if k == ["Global", "pretrained_model"]]
+            state = load_checkpoint(str(weights[-1])) if weights else None
+        cfg = load_config_from_args(args, state)
+        r = evaluate_config(cfg, args.split, use_ema=not args.no_ema)
+        print("%s on %s (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  [%s%s]" % (
+            r["arch"], r["split"], r["samples"], 100 * r["top1"], 100 * r["top5"], r["loss"], r["weights"],
+            ", EMA weights" if r["ema"] else ""))
+        print(json.dumps(r))
+        return r
+
+    return run_tool(go, args.debug)
+
+
+if __name__ == "__main__":
+    main()
