@@ -6,18 +6,8 @@
 #   bash scripts/demo.sh [-o Global.epochs=3 ...]   (extra arguments go to tools/train.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-fi
-# paddle comes from the [cpu] extra only when no paddle is installed yet, so a
-# paddlepaddle-gpu venv keeps its build.
-if .venv/bin/python -c "import paddle" 2>/dev/null; then
-  .venv/bin/python -m pip install -q -e ".[demo]"
-else
-  .venv/bin/python -m pip install -q -e ".[cpu,demo]"
-fi
+. scripts/venv.sh
+ensure_venv demo
 RUN="demo_digits-$(date +%Y%m%d-%H%M%S)"
 .venv/bin/python tools/train.py -c configs/demo_digits.yaml -o Global.run_name="$RUN" "$@"
 # the config is read back from the checkpoint, so overrides given above carry over

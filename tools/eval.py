@@ -25,15 +25,9 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     def go():
-        from ppresvar.engine.checkpoint import load_checkpoint
-        from ppresvar.engine.config import parse_override
         from ppresvar.engine.evaluator import evaluate_config
 
-        state = None
-        if not args.config:  # the resolved config saved in the checkpoint
-            weights = [v for k, v in map(parse_override, args.override) if k == ["Global", "pretrained_model"]]
-            state = load_checkpoint(str(weights[-1])) if weights else None
-        cfg = load_config_from_args(args, state)
+        cfg = load_config_from_args(args)  # without -c: the config saved in the checkpoint
         r = evaluate_config(cfg, args.split, use_ema=not args.no_ema)
         print("%s on %s (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  [%s%s]" % (
             r["arch"], r["split"], r["samples"], 100 * r["top1"], 100 * r["top5"], r["loss"], r["weights"],

@@ -31,14 +31,8 @@ def main(argv=None):
 
     def go():
         from ppresvar import export as E
-        from ppresvar.engine.checkpoint import load_checkpoint
-        from ppresvar.engine.config import parse_override
 
-        state = None
-        if not args.config:  # the resolved config saved in the checkpoint
-            weights = [v for k, v in map(parse_override, args.override) if k == ["Global", "pretrained_model"]]
-            state = load_checkpoint(str(weights[-1])) if weights else None
-        cfg = load_config_from_args(args, state)
+        cfg = load_config_from_args(args)  # without -c: the config saved in the checkpoint
         paths, parity = E.export_from_config(cfg, args.output, onnx=args.onnx, check=not args.no_check,
                                              use_ema=not args.no_ema)
         print("exported %s to %s" % (cfg["Arch"]["name"], args.output))

@@ -22,11 +22,17 @@ def base_parser(description, config_required=True):
 
 
 def load_config_from_args(args, fallback_state=None):
-    """The config from ``-c`` (or, without it, the resolved config stored in
-    ``fallback_state``, a checkpoint dict) with the ``-o`` overrides applied."""
+    """The config from ``-c`` with the ``-o`` overrides applied. Without
+    ``-c``, the resolved config stored in ``fallback_state`` (a checkpoint
+    dict) or, when that is None, in the checkpoint named by
+    ``-o Global.pretrained_model=PATH``."""
     from ..errors import ConfigError
-    from .config import apply_overrides, load_config, validate
+    from .checkpoint import load_checkpoint
+    from .config import apply_overrides, load_config, parse_override, validate
 
+    if not args.config and fallback_state is None:
+        weights = [v for k, v in map(parse_override, args.override) if k == ["Global", "pretrained_model"]]
+        fallback_state = load_checkpoint(str(weights[-1])) if weights else None
     if args.config:
         return load_config(args.config, args.override)
     if fallback_state is not None and isinstance(fallback_state.get("config"), dict):

@@ -26,6 +26,7 @@ import paddle
 import paddle.nn as nn
 
 from ..layers.stochastic_depth import DropPath
+from ..layers.weight_init import kaiming_init
 from ..layers.dyrelu import DyReLU
 from ..layers.nam import NAM
 from ..layers.se import SqueezeExcite
@@ -245,24 +246,11 @@ class ResNet(nn.Layer):
         self._init_weights(zero_init_last)
 
     def _init_weights(self, zero_init_last):
-        # Kaiming normal, fan-out mode (He et al. 2015b); BN gamma 1, beta 0.
-        # The initializers are applied to the parameters: building one and
-        # dropping it (as the RiR seed did) initialises nothing.
-        zeros, ones = nn.initializer.Constant(0.0), nn.initializer.Constant(1.0)
-        for m in self.sublayers():
-            if isinstance(m, nn.Conv2D):
-                w = m.weight
-                fan_out = w.shape[0] * w.shape[2] * w.shape[3] // m._groups
-                nn.initializer.KaimingNormal(fan_in=fan_out)(w)
-                if m.bias is not None:
-                    zeros(m.bias)
-            elif isinstance(m, nn.BatchNorm2D):
-                ones(m.weight)
-                zeros(m.bias)
+        kaiming_init(self)
         if zero_init_last:
             for m in self.sublayers():
                 if isinstance(m, _Block):
-                    zeros(m.last_bn().weight)
+                    nn.initializer.Constant(0.0)(m.last_bn().weight)
 
     def forward_features(self, x):
         x = self.stem(x)

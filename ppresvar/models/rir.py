@@ -33,6 +33,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ..layers.weight_init import kaiming_init
 from ..registry import register_model
 
 __all__ = ["CrossConv", "ResNetInit", "RiRBlock", "RiR", "ConvLayer", "ResBlock", "RiRResNet",
@@ -182,32 +183,12 @@ def _head(cin, num_classes):
 
 
 def init_weights(model):
-    """Kaiming normal in fan-out mode (He et al. 2015b, as ``ResNet``) on
-    every conv weight but the classifier's, zero conv biases, BN gamma 1 and
-    beta 0. The classifier conv gets Kaiming normal in fan-in mode: fan-out
-    over 10 outputs would give it std 0.45 and logits of several units at
-    the start.
-
-    The initializers are called on the parameters. The seed built
-    ``KaimingNormal(m.weight)`` and dropped it, which left Paddle's default
-    conv init (a normal of std ``sqrt(2 / fan_in)``); fan-out mode differs
-    from it wherever a conv changes the channel count.
-    """
-    zeros, ones = nn.initializer.Constant(0.0), nn.initializer.Constant(1.0)
-    classifier = set(id(m) for m in model.head.sublayers())
-    for m in model.sublayers():
-        if isinstance(m, nn.Conv2D):
-            w = m.weight
-            if id(m) in classifier:
-                nn.initializer.KaimingNormal()(w)
-            else:
-                fan_out = w.shape[0] * w.shape[2] * w.shape[3] // m._groups
-                nn.initializer.KaimingNormal(fan_in=fan_out)(w)
-            if m.bias is not None:
-                zeros(m.bias)
-        elif isinstance(m, nn.BatchNorm2D):
-            ones(m.weight)
-            zeros(m.bias)
+    """:func:`ppresvar.layers.weight_init.kaiming_init`, with the classifier
+    conv in fan-in mode: fan-out over 10 outputs would give it std 0.45 and
+    logits of several units at the start. (Paddle's default conv init is
+    fan-in Kaiming, what the seed's dropped initializer left; fan-out mode
+    differs from it wherever a conv changes the channel count.)"""
+    kaiming_init(model, fan_in_layers=[m for m in model.head.sublayers() if isinstance(m, nn.Conv2D)])
 
 
 class RiR(nn.Layer):
