@@ -1,7 +1,7 @@
 """The notebooks in notebooks/ run top to bottom at smoke size.
 
-No Jupyter needed: each .ipynb is read as JSON and its code cells run in
-order in one namespace, in a temporary working folder, with
+No Jupyter needed: each .ipynb is read as JSON and its code cells, in order,
+become one script that a fresh Python runs in a temporary working folder, with
 ``PPRESVAR_SMOKE=1`` (tiny generated CIFAR archive, two epochs of one
 iteration per run) and matplotlib's Agg backend. IPython-only lines
 (``%magic``, ``!shell``) are skipped. The committed notebooks must carry no
@@ -11,6 +11,8 @@ import glob
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -56,27 +58,19 @@ def test_notebook_is_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_runs_at_smoke_size(path, tmp_path, monkeypatch):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PPRESVAR_SMOKE", "1")
-    monkeypatch.setenv("PPRESVAR_ROOT", ROOT)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+def test_notebook_runs_at_smoke_size(path, tmp_path):
+    name = os.path.basename(path)
+    cells = ["# --- cell %d\n%s" % (i + 1, _python_only(src)) for i, src in enumerate(_code_cells(_load(path)))]
+    script = tmp_path / (name.replace(".ipynb", "") + "_script.py")
+    script.write_text("\n\n".join(cells) + "\n", encoding="utf-8")
+    env = dict(os.environ, PPRESVAR_SMOKE="1", PPRESVAR_ROOT=ROOT, MPLBACKEND="Agg")
     for var in ("PPRESVAR_OUTPUT", "CIFAR10_ARCHIVE", "CIFAR100_ARCHIVE"):
-        monkeypatch.delenv(var, raising=False)
-    namespace = {"__name__": "__main__"}
+        env.pop(var, None)
     start = time.time()
-    try:
-        for i, source in enumerate(_code_cells(_load(path))):
-            code = compile(_python_only(source), "%s[cell %d]" % (os.path.basename(path), i + 1), "exec")
-            exec(code, namespace)
-    finally:
-        plt.close("all")
+    proc = subprocess.run([sys.executable, str(script)], cwd=str(tmp_path), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert proc.returncode == 0, "%s failed:\n%s" % (name, proc.stdout[-6000:])
     # every training run left its run directory with per-epoch metrics
     run_dirs = [os.path.dirname(p) for p in glob.glob(str(tmp_path / "smoke_output" / "*" / "metrics.jsonl"))]
     assert run_dirs, "the notebook trained nothing"
-    print("%s: %.1fs, %d runs" % (os.path.basename(path), time.time() - start, len(run_dirs)))
+    print("%s: %.1fs, %d runs" % (name, time.time() - start, len(run_dirs)))
