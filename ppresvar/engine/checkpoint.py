@@ -138,6 +138,22 @@ def _rename(key, pairs, sep_in, sep_out):
     return key
 
 
+def _rename_state(d, pairs, sep_in, sep_out, prefixed_only=False):
+    """``d`` with every key renamed by ``pairs`` (nested dicts too; the LR
+    scheduler's own state is left alone). ``prefixed_only``: touch only keys
+    starting with ``@`` (the structured names), so a plain paddle state dict
+    passes through."""
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and key != "LR_Scheduler":
+            out[key] = _rename_state(value, pairs, sep_in, sep_out, prefixed_only)
+        elif prefixed_only and not key.startswith("@"):
+            out[key] = value
+        else:
+            out[_rename(key, pairs, sep_in, sep_out)] = value
+    return out
+
+
 def optimizer_state(optimizer, model):
     """``optimizer.state_dict()`` keyed by the model's structured names
     (``stages.0.0.conv1.weight|velocity_0``) instead of paddle's global
@@ -145,33 +161,13 @@ def optimizer_state(optimizer, model):
     layers the process built before: a resume in another process, or a second
     model in the same one, would silently miss them."""
     pairs = _by_prefix([(p.name, "@" + k) for k, p in model.named_parameters()])
-
-    def convert(d):
-        out = {}
-        for key, value in d.items():
-            if isinstance(value, dict) and key != "LR_Scheduler":
-                out[key] = convert(value)
-            else:
-                out[_rename(key, pairs, "_", "|")] = value
-        return out
-
-    return convert(optimizer.state_dict())
+    return _rename_state(optimizer.state_dict(), pairs, "_", "|")
 
 
 def load_optimizer_state(optimizer, model, state):
     """Inverse of :func:`optimizer_state` (plain paddle state dicts pass through)."""
     pairs = _by_prefix([("@" + k, p.name) for k, p in model.named_parameters()])
-
-    def convert(d):
-        out = {}
-        for key, value in d.items():
-            if isinstance(value, dict) and key != "LR_Scheduler":
-                out[key] = convert(value)
-            else:
-                out[_rename(key, pairs, "|", "_") if key.startswith("@") else key] = value
-        return out
-
-    optimizer.set_state_dict(convert(state))
+    optimizer.set_state_dict(_rename_state(state, pairs, "|", "_", prefixed_only=True))
 
 
 # ------------------------------------------------------------------ RNG state

@@ -54,6 +54,12 @@ def seed_everything(seed):
     paddle.seed(seed)
 
 
+def cpu_threads(cfg):
+    """Intra-op threads on CPU: ``Global.cpu_threads``, else every core
+    divided among the data-parallel processes."""
+    return cfg["Global"]["cpu_threads"] or max(1, runtime.available_cores() // distributed.world_size())
+
+
 def setup_device(cfg):
     """Select the device and CPU threads; returns ``(device, amp_enabled)``.
     AMP is a GPU feature: asked for on CPU it warns and trains in float32."""
@@ -69,8 +75,7 @@ def setup_device(cfg):
         warnings.warn("AMP needs a GPU: training in float32 on the CPU")
         amp = False
     if device == "cpu":
-        threads = cfg["Global"]["cpu_threads"] or max(1, runtime.available_cores() // distributed.world_size())
-        runtime.set_cpu_threads(threads)
+        runtime.set_cpu_threads(cpu_threads(cfg))
     return device, amp
 
 
@@ -316,8 +321,7 @@ class Trainer(object):
         params = sum(int(np.prod(p.shape)) for p in self.model.parameters() if not p.stop_gradient)
         threads = ""
         if self.device == "cpu":
-            threads = " (%d threads)" % (self.cfg["Global"]["cpu_threads"]
-                                         or max(1, runtime.available_cores() // self.world))
+            threads = " (%d threads)" % cpu_threads(self.cfg)
         self.log.info("model %s: %.2fM trainable parameters, %d classes" % (self.cfg["Arch"]["name"], params / 1e6,
                                                                     self.num_classes))
         self.log.info("data: %d training images, %d validation images; %d iterations per epoch%s"
