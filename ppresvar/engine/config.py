@@ -65,6 +65,9 @@ SCHEMA = {
         "iterations": ("int?", None),         # when set, training stops after this many steps
         "print_batch_step": ("int", 20),
         "cpu_threads": ("int?", None),        # default: every core (divided among processes)
+        # convolutions on CPU: oneDNN kernels (ppresvar.kernels) or paddle's own;
+        # auto: oneDNN when it builds here, else paddle's with one warning line
+        "cpu_kernels": (("auto", "onednn", "paddle"), "auto"),
         "use_visualdl": ("bool", True),       # when visualdl is installed
         "plot_curves": ("bool", True),        # curves.png when matplotlib is installed
         "pretrained_model": ("str?", None),   # weights for eval/export; initial weights for training

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 import paddle
 
-from .. import runtime
+from .. import kernels, runtime
 from ..data.loader import build_loader, derive_seed
 from ..data.mixing import build_batch_transforms
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
@@ -79,6 +79,20 @@ def setup_device(cfg):
     return device, amp
 
 
+def setup_kernels(cfg, device):
+    """``Global.cpu_kernels`` -> ``("onednn" | "paddle", note or None)``.
+    ``auto`` falls back to paddle's kernels with a note saying why;
+    ``onednn`` where they cannot be built is a ConfigError."""
+    mode = cfg["Global"]["cpu_kernels"]
+    notes = []
+    try:
+        chosen = kernels.resolve(mode, device, say=print, warn=notes.append)
+    except kernels.KernelsUnavailable as e:
+        raise ConfigError("Global.cpu_kernels is onednn but the oneDNN kernels are unavailable here: %s. "
+                          "Use -o Global.cpu_kernels=auto (falls back to paddle's kernels) or =paddle" % e)
+    return chosen, (notes[0] if notes else None)
+
+
 def new_run_dir(output_dir, name):
     """``output_dir/name``, or ``name-2``, ``name-3``... when that one is in
     use: a new run never overwrites an old one's files."""
@@ -123,6 +137,7 @@ class Trainer(object):
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.main = self.rank == 0
         self.device, self.amp = setup_device(cfg)
+        self.kernels, self._kernel_note = setup_kernels(cfg, self.device)
         self.seed = g["seed"]
         seed_everything(self.seed)
 
@@ -223,6 +238,11 @@ class Trainer(object):
         if self.main:
             save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
             self.writer.truncate(self.epoch)
+        with kernels.use(self.kernels == "onednn"):
+            self._loop(best_key)
+        return self._finish()
+
+    def _loop(self, best_key):
         while self.epoch < self.epochs and self.step < self.total_iters:
             epoch = self.epoch + 1
             start = time.time()
@@ -253,7 +273,6 @@ class Trainer(object):
                 save_checkpoints(paths, self.state())
                 self._epoch_line(record, improved)
             distributed.barrier()
-        return self._finish()
 
     def train_epoch(self, epoch):
         self.net.train()
@@ -321,7 +340,10 @@ class Trainer(object):
         params = sum(int(np.prod(p.shape)) for p in self.model.parameters() if not p.stop_gradient)
         threads = ""
         if self.device == "cpu":
-            threads = " (%d threads)" % cpu_threads(self.cfg)
+            threads = " (%d threads, %s kernels)" % (cpu_threads(self.cfg),
+                                                     "oneDNN" if self.kernels == "onednn" else "paddle's")
+        if self._kernel_note:
+            self.log.warning(self._kernel_note)
         self.log.info("model %s: %.2fM trainable parameters, %d classes" % (self.cfg["Arch"]["name"], params / 1e6,
                                                                     self.num_classes))
         self.log.info("data: %d training images, %d validation images; %d iterations per epoch%s"

@@ -25,6 +25,7 @@ import math
 import paddle
 import paddle.nn as nn
 
+from ..layers.conv import Conv2D
 from ..layers.stochastic_depth import DropPath
 from ..layers.weight_init import kaiming_init
 from ..layers.dyrelu import DyReLU
@@ -43,7 +44,7 @@ def relu(channels):
 
 
 def _conv(cin, cout, k, stride=1, groups=1):
-    return nn.Conv2D(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias_attr=False)
+    return Conv2D(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias_attr=False)
 
 
 def _bn(channels, momentum):

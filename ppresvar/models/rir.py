@@ -31,8 +31,9 @@ streams); the paper wiring counts 164,524,885,248.
 """
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
+from .. import kernels
+from ..layers.conv import Conv2D
 from ..layers.weight_init import kaiming_init
 from ..registry import register_model
 
@@ -45,14 +46,14 @@ WIRINGS = ("paper", "seed")
 
 def _conv3x3(cin, cout, stride=1):
     # With bias, Paddle's default and the seed's.
-    return nn.Conv2D(cin, cout, 3, stride=stride, padding=1)
+    return Conv2D(cin, cout, 3, stride=stride, padding=1)
 
 
 def _projection(cin, cout, stride):
     """1x1 conv with bias where channels or stride change, else ``None`` (identity)."""
     if cin == cout and stride == 1:
         return None
-    return nn.Conv2D(cin, cout, 1, stride=stride)
+    return Conv2D(cin, cout, 1, stride=stride)
 
 
 def _conv_flops(conv, out_numel):
@@ -96,7 +97,7 @@ class CrossConv(nn.Layer):
             paddle.concat([self.conv_rt.weight, self.conv_tt.weight], axis=1)], axis=0)
         bias = paddle.concat([self.conv_rr.bias + self.conv_tr.bias,
                               self.conv_rt.bias + self.conv_tt.bias])
-        y = F.conv2d(paddle.concat([r, t], axis=1), weight, bias, stride=self.stride, padding=1)
+        y = kernels.conv2d(paddle.concat([r, t], axis=1), weight, bias, stride=self.stride, padding=1)
         y_r, y_t = paddle.split(y, 2, axis=1)
         return y_r, y_t
 

@@ -1,0 +1,312 @@
+"""oneDNN CPU kernels for training (``Global.cpu_kernels``).
+
+Eager paddle runs its own CPU convolutions, not oneDNN's, although the wheel
+ships oneDNN's library (``paddle/libs/libdnnl.so.3``). ``onednn_conv.cc`` is
+a custom operator (``PD_BUILD_OP``/``PD_BUILD_GRAD_OP``, the same API on
+paddle 2.6 and 3.x) running 2-D convolution forward, backward-data and
+backward-weights (+ bias) through that library, so paddle's autograd uses it.
+
+Build: once per machine, paddle version and source, on first use, into
+``$PPRESVAR_CACHE_DIR`` (default ``~/.cache/ppresvar``). It needs a C++
+compiler and oneDNN's headers, which paddle does not ship: they come from
+``$PPRESVAR_ONEDNN_INCLUDE``, from an installed ``onednn-devel-cpu-iomp``
+(``pip install --no-deps onednn-devel-cpu-iomp==2023.2.0``), or are fetched
+once from the package index as that wheel (188 KB, headers only). Only C
+calls that paddle's library exports are used. Whatever is missing, the
+kernels are reported unavailable with the reason, and training carries on
+with paddle's kernels.
+
+Use: :func:`use` turns them on for a block (the trainer does, on CPU);
+:class:`ppresvar.layers.Conv2D` and :func:`conv2d` then run through them in
+eager mode on CPU float32 tensors and fall back to ``F.conv2d`` everywhere
+else (GPU, static graphs and export, groups, asymmetric padding), so an
+exported program holds plain ``conv2d`` ops and checkpoints do not change.
+"""
+import contextlib
+import glob
+import hashlib
+import importlib.util
+import io
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import paddle
+import paddle.nn.functional as F
+
+__all__ = ["KernelsUnavailable", "load", "available", "use", "active", "conv2d", "resolve", "MODES",
+           "ONEDNN_HEADERS"]
+
+MODES = ("auto", "onednn", "paddle")
+ONEDNN_HEADERS = "onednn-devel-cpu-iomp==2023.2.0"  # headers of oneDNN 3.2 (C API as paddle's 3.x library)
+_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onednn_conv.cc")
+
+
+class KernelsUnavailable(RuntimeError):
+    """The oneDNN kernels cannot be built or loaded here (the message says why)."""
+
+
+def cache_dir():
+    root = os.environ.get("PPRESVAR_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ppresvar")
+    return root
+
+
+def _paddle_libdnnl():
+    libs = os.path.join(os.path.dirname(paddle.__file__), "libs")
+    found = sorted(glob.glob(os.path.join(libs, "libdnnl.so*")))
+    return libs, (os.path.basename(found[0]) if found else None)
+
+
+def _has_headers(include):
+    return bool(include) and os.path.isfile(os.path.join(include, "oneapi", "dnnl", "dnnl.hpp"))
+
+
+def _fetch_headers(dest):
+    """Download the headers-only wheel and unpack its include/ into ``dest``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+               "-d", tmp, ONEDNN_HEADERS]
+        try:
+            subprocess.run(cmd, check=True, timeout=180, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except (OSError, subprocess.SubprocessError) as e:
+            detail = getattr(e, "stderr", b"") or b""
+            raise KernelsUnavailable("oneDNN headers not found and `pip download %s` failed (%s): install them "
+                                     "with `pip install --no-deps %s` or set PPRESVAR_ONEDNN_INCLUDE"
+                                     % (ONEDNN_HEADERS, detail.decode("utf-8", "replace").strip().splitlines()[-1:]
+                                        or e.__class__.__name__, ONEDNN_HEADERS))
+        wheels = glob.glob(os.path.join(tmp, "*.whl"))
+        if not wheels:
+            raise KernelsUnavailable("pip download %s gave no wheel" % ONEDNN_HEADERS)
+        staging = dest + ".part%d" % os.getpid()
+        with zipfile.ZipFile(wheels[0]) as z:
+            for name in z.namelist():
+                marker = "/data/include/"
+                if marker in name and not name.endswith("/"):
+                    target = os.path.join(staging, name.split(marker, 1)[1])
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    with z.open(name) as src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out)
+        if not _has_headers(staging):
+            raise KernelsUnavailable("the %s wheel holds no oneapi/dnnl/dnnl.hpp" % ONEDNN_HEADERS)
+        if os.path.isdir(dest):
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, dest)
+
+
+def find_headers(fetch=True):
+    """The folder holding ``oneapi/dnnl/dnnl.hpp``; raises KernelsUnavailable."""
+    env = os.environ.get("PPRESVAR_ONEDNN_INCLUDE")
+    if env:
+        if not _has_headers(env):
+            raise KernelsUnavailable("PPRESVAR_ONEDNN_INCLUDE=%s holds no oneapi/dnnl/dnnl.hpp" % env)
+        return env
+    for prefix in (sys.prefix, getattr(sys, "base_prefix", sys.prefix)):
+        if _has_headers(os.path.join(prefix, "include")):
+            return os.path.join(prefix, "include")
+    cached = os.path.join(cache_dir(), "onednn-headers-2023.2.0")
+    if not _has_headers(cached):
+        if not fetch:
+            raise KernelsUnavailable("oneDNN headers not found")
+        os.makedirs(cache_dir(), exist_ok=True)
+        _fetch_headers(cached)
+    return cached
+
+
+def _compiler():
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def build_tag():
+    """Identifies a build: paddle version, Python, and the source's hash."""
+    with open(_SOURCE, "rb") as f:
+        digest = hashlib.sha256(f.read() + paddle.__version__.encode()).hexdigest()[:10]
+    return "onednn_%s" % digest
+
+
+@contextlib.contextmanager
+def _quiet():
+    """paddle's extension builder prints and logs on every step."""
+    from paddle.utils.cpp_extension import extension_utils
+
+    loggers = [logging.getLogger(n) for n in ("", "paddle")]
+    loggers += [v for v in vars(extension_utils).values() if isinstance(v, logging.Logger)]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            yield buf
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def _lock(path):
+    import fcntl
+
+    f = open(path, "w")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
+def _import_built(module_dir, name):
+    """Register the ops of a finished build (no compiler involved), or None."""
+    so = os.path.join(module_dir, name + ".so")
+    if not os.path.isfile(so):
+        return None
+
+    from paddle.utils.cpp_extension import extension_utils
+
+    with _quiet():
+        # the loader paddle's own load() ends with, on 2.6 and 3.x
+        return extension_utils._import_module_from_library(name, module_dir, False)
+
+
+def _build(say):
+    if sys.platform != "linux":
+        raise KernelsUnavailable("the oneDNN kernels are built for Linux only (this is %s)" % sys.platform)
+    libs, libdnnl = _paddle_libdnnl()
+    if libdnnl is None:
+        raise KernelsUnavailable("this paddle wheel ships no libdnnl (oneDNN) in %s" % libs)
+    if _compiler() is None:
+        raise KernelsUnavailable("no C++ compiler (c++/g++) on PATH")
+    name = build_tag()
+    root = os.path.join(cache_dir(), "kernels", "py%d%d" % sys.version_info[:2])
+    module_dir = os.path.join(root, name)
+    module = _import_built(module_dir, name)
+    if module is not None:
+        return module
+    os.makedirs(root, exist_ok=True)
+    lock = _lock(os.path.join(root, name + ".lock"))
+    try:
+        module = _import_built(module_dir, name)  # another process built it meanwhile
+        if module is not None:
+            return module
+        include = find_headers()
+        say("ppresvar: building the oneDNN CPU kernels for paddle %s once (about 30 s) in %s"
+            % (paddle.__version__, module_dir))
+        from paddle.utils.cpp_extension import load as cpp_load
+
+        try:
+            with _quiet() as out:
+                module = cpp_load(name=name, sources=[_SOURCE], extra_include_paths=[include],
+                         extra_cxx_cflags=["-O2", "-std=c++17"],
+                         extra_ldflags=["-L" + libs, "-l:" + libdnnl, "-Wl,-rpath," + libs],
+                         build_directory=root, verbose=False)
+        except Exception as e:  # the compiler's own words are in the log
+            log = os.path.join(root, name + ".log")
+            with open(log, "w") as f:
+                f.write(out.getvalue() + "\n%r\n" % e)
+            raise KernelsUnavailable("compiling %s failed (%s; see %s)" % (os.path.basename(_SOURCE),
+                                                                           e.__class__.__name__, log))
+        return module
+    finally:
+        lock.close()
+
+
+_STATE = {"module": None, "error": None, "active": False}
+
+
+def load(say=print):
+    """Build (once) and load the kernels; returns the op module or raises
+    :class:`KernelsUnavailable`. ``say`` prints the one line shown while it
+    compiles."""
+    if _STATE["module"] is not None:
+        return _STATE["module"]
+    if _STATE["error"] is not None:
+        raise KernelsUnavailable(_STATE["error"])
+    if os.environ.get("PPRESVAR_NO_ONEDNN"):
+        _STATE["error"] = "PPRESVAR_NO_ONEDNN is set"
+        raise KernelsUnavailable(_STATE["error"])
+    try:
+        _STATE["module"] = _build(say)
+    except KernelsUnavailable as e:
+        _STATE["error"] = str(e)
+        raise
+    except Exception as e:  # a broken cache or library: fall back, with why
+        _STATE["error"] = "%s: %s" % (e.__class__.__name__, e)
+        raise KernelsUnavailable(_STATE["error"])
+    return _STATE["module"]
+
+
+def available(say=print):
+    """``(True, None)`` or ``(False, reason)``."""
+    try:
+        load(say)
+        return True, None
+    except KernelsUnavailable as e:
+        return False, str(e)
+
+
+def resolve(mode, device, say=print, warn=None):
+    """Decide the kernels for a run: ``mode`` is ``auto``, ``onednn`` or
+    ``paddle``. Returns ``"onednn"`` or ``"paddle"``; ``auto`` falls back with
+    one ``warn`` line saying why; ``onednn`` raises KernelsUnavailable."""
+    if mode not in MODES:
+        raise ValueError("cpu_kernels must be one of %s, not %r" % ("/".join(MODES), mode))
+    if device != "cpu" or mode == "paddle":
+        return "paddle"
+    ok, why = available(say)
+    if ok:
+        return "onednn"
+    if mode == "onednn":
+        raise KernelsUnavailable(why)
+    (warn or say)("ppresvar: oneDNN CPU kernels unavailable (%s); training with paddle's kernels" % why)
+    return "paddle"
+
+
+@contextlib.contextmanager
+def use(enabled=True):
+    """Run convolutions through the oneDNN kernels inside this block
+    (``enabled`` False: through paddle's)."""
+    if enabled:
+        load()
+    previous = _STATE["active"]
+    _STATE["active"] = bool(enabled)
+    try:
+        yield
+    finally:
+        _STATE["active"] = previous
+
+
+def active():
+    return _STATE["active"]
+
+
+def _pair(v):
+    if isinstance(v, int):
+        return [v, v]
+    v = list(v)
+    if len(v) == 1:
+        return [int(v[0])] * 2
+    if len(v) == 2 and all(isinstance(i, int) for i in v):
+        return [int(i) for i in v]
+    return None
+
+
+def _supported(x, weight, padding, groups):
+    return (_STATE["active"] and groups == 1 and paddle.in_dynamic_mode() and _pair(padding) is not None
+            and x.dtype == paddle.float32 and x.place.is_cpu_place() and len(x.shape) == 4)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``F.conv2d`` (NCHW), through oneDNN inside :func:`use` where supported."""
+    if not _supported(x, weight, padding, groups) or isinstance(padding, str):
+        return F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    ops = _STATE["module"]
+    if hasattr(x, "is_contiguous") and not x.is_contiguous():
+        x = x.contiguous()
+    args = (_pair(stride), _pair(padding), _pair(dilation), not x.stop_gradient)
+    if bias is None:
+        return ops.ppresvar_conv2d(x, weight, *args)
+    return ops.ppresvar_conv2d_bias(x, weight, bias, *args)
