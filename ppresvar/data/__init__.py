@@ -1,14 +1,16 @@
-"""Data: data sets, per-image transforms, batch mixing, samplers and loaders."""
+"""Data: data sets, per-image transforms, the batched input path, batch
+mixing, samplers and loaders."""
 from ..errors import ConfigError
 from ..registry import suggest
+from .batched import batched_pipeline
 from .datasets import DATASETS, build_dataset, write_cifar_archive
 from .loader import ShardedBatchSampler, build_loader, derive_seed
 from .mixing import build_batch_transforms
 from .transforms import build_transforms, eval_preprocess, eval_transform
 
 __all__ = ["DATASETS", "build_dataset", "build_loader", "build_transforms", "build_batch_transforms",
-           "eval_preprocess", "eval_transform", "check_loader_section", "write_cifar_archive",
-           "ShardedBatchSampler", "derive_seed"]
+           "batched_pipeline", "eval_preprocess", "eval_transform", "check_loader_section",
+           "write_cifar_archive", "ShardedBatchSampler", "derive_seed"]
 
 
 def check_dataset(opts, where):
@@ -34,9 +36,11 @@ def check_dataset(opts, where):
 
 def check_loader_section(section, where):
     """Validate the dataset, transforms and batch transforms of one loader
-    section (config load time, before any data is read); returns the dataset
-    options with defaults filled in."""
+    section (config load time, before any data is read), and that a
+    ``batched: true`` section can be batched; returns the dataset options
+    with defaults filled in."""
     opts = check_dataset(section["dataset"], where + ".dataset")
-    build_transforms(section["transforms"], where + ".transforms")
+    pipeline = build_transforms(section["transforms"], where + ".transforms")
     build_batch_transforms(section["batch_transforms"], where + ".batch_transforms")
+    batched_pipeline(dict(section, dataset=opts), where, pipeline)
     return opts

@@ -3,10 +3,12 @@ folder (one sub-folder per class), scikit-learn's digits (real, offline) and a
 synthetic set for tests; plus the held-out validation split.
 
 Every data set here yields ``(PIL image, int label)`` from ``load(i)`` and
-knows its ``labels`` (for the split) and ``class_names``. The ``subset`` option
-(``all``, ``train``, ``val``) with ``val_size`` and ``split_seed`` carves a
-validation set out of the training data, so the best epoch is never chosen on
-the test set.
+knows its ``labels`` (for the split) and ``class_names``; those holding
+equally sized uint8 images in memory (CIFAR, digits, synthetic) also give
+them all as one array (``image_array()``) for the batched input path. The
+``subset`` option (``all``, ``train``, ``val``) with ``val_size`` and
+``split_seed`` carves a validation set out of the training data, so the best
+epoch is never chosen on the test set.
 """
 import glob
 import os
@@ -21,7 +23,7 @@ from PIL import Image
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["DATASETS", "build_dataset", "holdout_indices", "num_classes_of", "class_names_of",
+__all__ = ["DATASETS", "IN_MEMORY", "build_dataset", "holdout_indices", "num_classes_of", "class_names_of",
            "native_size_of", "write_cifar_archive", "CIFAR10_CLASSES", "CIFAR100_CLASSES"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -54,6 +56,9 @@ DATASETS = {
                       num_classes=("int", 10), image_size=("int", 32), channels=((1, 3), 3),
                       seed=("int", 0)),
 }
+# Data sets holding equally sized uint8 images in memory (``image_array()``): the
+# batched input path (data.batched) can take them.
+IN_MEMORY = ("Cifar10", "Cifar100", "Digits", "Synthetic")
 
 
 # ------------------------------------------------------------------ data sets
@@ -65,6 +70,11 @@ class _Base(object):
 
     def __len__(self):
         return len(self.labels)
+
+    def image_array(self):
+        """Every image as one uint8 ``(N, H, W, C)`` array, the pixels
+        ``load`` gives; None when the images are not held in memory."""
+        return None
 
 
 class CifarData(_Base):
@@ -88,14 +98,18 @@ class CifarData(_Base):
         if len(ds) == 0:
             raise DataError("the %s archive %s holds no %s images: is it the %s archive?"
                             % (title, path, mode, "CIFAR-10" if hundred else "CIFAR-100"))
-        self._ds = ds
         self.path = path
         self.labels = [int(label) for _, label in ds.data]
+        # the rows are CHW; paddle's own __getitem__ makes the same HWC image of each
+        rows = np.stack([np.asarray(row, dtype="uint8") for row, _ in ds.data])
+        self.images = np.ascontiguousarray(rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         self.class_names = CIFAR100_CLASSES if hundred else CIFAR10_CLASSES
 
     def load(self, i):
-        image, label = self._ds[i]
-        return image, int(label)
+        return Image.fromarray(self.images[i]), self.labels[i]
+
+    def image_array(self):
+        return self.images
 
 
 def _cifar_candidates(archive):
@@ -198,6 +212,9 @@ class DigitsData(_Base):
         im = Image.fromarray(self.images[i], mode="L")
         return (im.convert("RGB") if self.channels == 3 else im), self.labels[i]
 
+    def image_array(self):
+        return np.repeat(self.images[:, :, :, None], self.channels, axis=3)
+
 
 class SyntheticData(_Base):
     """Deterministic, learnable images for tests: each class has its own
@@ -217,6 +234,9 @@ class SyntheticData(_Base):
     def load(self, i):
         im = self.images[i]
         return Image.fromarray(im[:, :, 0] if im.shape[2] == 1 else im), self.labels[i]
+
+    def image_array(self):
+        return self.images
 
 
 def _make_base(opts, where):

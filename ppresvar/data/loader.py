@@ -4,7 +4,9 @@
 epoch)``, so an epoch's order is known before it starts (an exact resume at
 an epoch boundary needs no sampler state), and gives each data-parallel rank
 its own shard (training pads so every rank runs the same number of steps;
-evaluation does not pad, so no image is counted twice).
+evaluation does not pad, so no image is counted twice). On the batched path
+(:mod:`ppresvar.data.batched`) :class:`WholeBatchSampler` hands each batch
+over as one item with the seed of its random draws.
 """
 import hashlib
 import math
@@ -14,10 +16,11 @@ import shutil
 import numpy as np
 import paddle
 
+from .batched import BatchedDataset, batched_pipeline, collate_batch
 from .datasets import build_dataset
 from .transforms import build_transforms
 
-__all__ = ["derive_seed", "ShardedBatchSampler", "build_loader", "shared_memory_ok"]
+__all__ = ["derive_seed", "ShardedBatchSampler", "WholeBatchSampler", "build_loader", "shared_memory_ok"]
 
 
 def derive_seed(*parts):
@@ -71,6 +74,17 @@ class ShardedBatchSampler(paddle.io.BatchSampler):
         return int(math.ceil(n / float(self.batch_size)))
 
 
+class WholeBatchSampler(ShardedBatchSampler):
+    """The same batches, each yielded as one item ``[(seed, indices)]`` for a
+    :class:`~ppresvar.data.batched.BatchedDataset`: the seed of its random
+    draws comes from ``(seed, epoch, rank, batch number)``, so it does not
+    depend on which worker makes the batch."""
+
+    def __iter__(self):
+        for number, batch in enumerate(super(WholeBatchSampler, self).__iter__()):
+            yield [(derive_seed(self.seed, "augment", self.epoch, self.rank, number), np.asarray(batch))]
+
+
 def shared_memory_ok(min_free=2 << 30):
     """False where /dev/shm is missing or small (AI Studio): then the workers
     pass batches through pipes rather than crash with a bus error."""
@@ -81,17 +95,24 @@ def shared_memory_ok(min_free=2 << 30):
 
 
 def build_loader(section, where, seed=0, rank=0, world_size=1, training=False, cache=None):
-    """``(loader, sampler, dataset)`` for a validated ``DataLoader.<split>`` section."""
+    """``(loader, sampler, dataset)`` for a validated ``DataLoader.<split>``
+    section; the loader yields ``(images, labels)`` tensors, made per image or
+    (``batched``) a whole batch at a time."""
     transform = build_transforms(section["transforms"], "%s.transforms" % where)
-    dataset = build_dataset(section["dataset"], transform, where, cache)
-    sampler = ShardedBatchSampler(len(dataset), section["batch_size"],
-                                  shuffle=section["shuffle"] and training,
-                                  drop_last=section["drop_last"] and training, seed=seed, rank=rank,
-                                  world_size=world_size, pad=training)
+    batch_pipeline = batched_pipeline(section, where, transform)
+    dataset = build_dataset(section["dataset"], None if batch_pipeline else transform, where, cache)
+    collate = None
+    sampler_cls = ShardedBatchSampler
+    if batch_pipeline is not None:
+        dataset = BatchedDataset(dataset, batch_pipeline, where)
+        sampler_cls, collate = WholeBatchSampler, collate_batch
+    sampler = sampler_cls(len(dataset), section["batch_size"], shuffle=section["shuffle"] and training,
+                          drop_last=section["drop_last"] and training, seed=seed, rank=rank,
+                          world_size=world_size, pad=training)
     workers = section["num_workers"]
     shm = section["use_shared_memory"]
     if shm is None:
         shm = workers > 0 and shared_memory_ok()
-    loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+    loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                                   use_shared_memory=bool(shm and workers > 0), return_list=True)
     return loader, sampler, dataset

@@ -48,6 +48,9 @@ def _loader(shuffle):
         "shuffle": ("bool", shuffle),
         "drop_last": ("bool", False),
         "num_workers": ("int", 0),
+        # crop/flip/normalise whole uint8 batches in NumPy (data.batched): auto where the
+        # transforms and data set allow it; true: required (else an error); false: per image
+        "batched": (("auto", True, False), "auto"),
         # null: shared memory unless /dev/shm is small (AI Studio)
         "use_shared_memory": ("bool?", None),
     }
