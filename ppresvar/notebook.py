@@ -129,7 +129,9 @@ def data_overrides(config, archive):
             out += ["%s.batch_size=%d" % (key, SMOKE_BATCH), "%s.num_workers=0" % key]
     if smoke():
         lr = ((cfg.get("Optimizer") or {}).get("lr") or {})
-        out += ["Global.epochs=%d" % SMOKE_EPOCHS, "Global.iterations=null", "Global.print_batch_step=1"]
+        # one process: spawning ranks costs more than two iterations of 8 images
+        out += ["Global.epochs=%d" % SMOKE_EPOCHS, "Global.iterations=null", "Global.print_batch_step=1",
+                "Global.cpu_processes=1"]
         out += ["Optimizer.lr.%s=0" % k for k in sorted(lr) if k.startswith("warmup") and k != "warmup_start_lr"]
         out += ["Global.use_visualdl=false", "Global.plot_curves=false"]
     return out

@@ -36,4 +36,29 @@ def set_cpu_threads(threads=None):
     if setter is None:  # paddle 2.x before paddle.base existed
         setter = paddle.fluid.core
     setter.set_num_threads(n)
+    _set_gomp_threads(n)
     return n
+
+
+def _set_gomp_threads(n):
+    """paddle's setter reaches its MKL/iomp threads but not GNU OpenMP's,
+    which oneDNN (``paddle/libs/libdnnl.so.3``, the ``ppresvar.kernels``
+    convolutions) runs on; GNU OpenMP read OMP_NUM_THREADS when it loaded,
+    before ``import paddle`` set it to 1, so without this each of two
+    one-thread data-parallel processes ran oneDNN on every core."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libgomp.so.1").omp_set_num_threads(int(n))
+    except (OSError, AttributeError):  # no GNU OpenMP here: nothing uses it
+        pass
+
+
+def gomp_threads():
+    """GNU OpenMP's thread count for this thread (None where it is absent)."""
+    import ctypes
+
+    try:
+        return int(ctypes.CDLL("libgomp.so.1").omp_get_max_threads())
+    except (OSError, AttributeError):
+        return None

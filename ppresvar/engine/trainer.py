@@ -34,7 +34,7 @@ from .. import kernels, runtime
 from ..data.loader import build_loader, derive_seed
 from ..data.mixing import build_batch_transforms
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
-from . import distributed
+from . import distributed, launch
 from .builder import build_model, resolve_num_classes
 from .checkpoint import (load_checkpoint, load_optimizer_state, load_weights, optimizer_state, rng_state,
                          save_checkpoints, set_rng_state)
@@ -45,7 +45,7 @@ from .losses import TrainLoss, to_soft_targets
 from .metrics import MetricSums, topk_correct
 from .optim import ModelEMA, build_lr_scheduler, build_optimizer, swap_weights
 
-__all__ = ["train", "Trainer", "setup_device", "seed_everything", "resolve_resume_path", "new_run_dir"]
+__all__ = ["train", "Trainer", "setup_device", "device_of", "seed_everything", "resolve_resume_path", "new_run_dir"]
 
 
 def seed_everything(seed):
@@ -60,15 +60,20 @@ def cpu_threads(cfg):
     return cfg["Global"]["cpu_threads"] or max(1, runtime.available_cores() // distributed.world_size())
 
 
-def setup_device(cfg):
-    """Select the device and CPU threads; returns ``(device, amp_enabled)``.
-    AMP is a GPU feature: asked for on CPU it warns and trains in float32."""
+def device_of(cfg):
+    """``"gpu"`` or ``"cpu"``: what ``Global.device`` means on this machine."""
     want = cfg["Global"]["device"]
     has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if want == "gpu" and not has_gpu:
         raise ConfigError("Global.device is gpu but paddle sees no GPU: use -o Global.device=cpu "
                           "or install paddlepaddle-gpu")
-    device = "gpu" if (want == "gpu" or (want == "auto" and has_gpu)) else "cpu"
+    return "gpu" if (want == "gpu" or (want == "auto" and has_gpu)) else "cpu"
+
+
+def setup_device(cfg):
+    """Select the device and CPU threads; returns ``(device, amp_enabled)``.
+    AMP is a GPU feature: asked for on CPU it warns and trains in float32."""
+    device = device_of(cfg)
     paddle.set_device(device)
     amp = cfg["AMP"]["enable"]
     if amp and device == "cpu":
@@ -149,7 +154,7 @@ class Trainer(object):
                               "subset: val with val_size: 5000), so the best epoch is not chosen on test data")
         cache = {}
         self.train_loader, self.train_sampler, self.train_set = build_loader(
-            loaders["Train"], "DataLoader.Train", self.seed, self.rank, self.world, training=True, cache=cache)
+            launch.split_batch(cfg, self.world), "DataLoader.Train", self.seed, self.rank, self.world, training=True, cache=cache)
         self.val_loader, _, self.val_set = build_loader(
             loaders["Eval"], "DataLoader.Eval", self.seed, self.rank, self.world, training=False, cache=cache)
         self.mixer = build_batch_transforms(loaders["Train"]["batch_transforms"])

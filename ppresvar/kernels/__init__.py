@@ -135,8 +135,7 @@ def build_tag():
 @contextlib.contextmanager
 def _quiet():
     """paddle's extension builder prints and logs on every step."""
-    from paddle.utils.cpp_extension import extension_utils
-
+    extension_utils = _extension_utils()
     loggers = [logging.getLogger(n) for n in ("", "paddle")]
     loggers += [v for v in vars(extension_utils).values() if isinstance(v, logging.Logger)]
     levels = [lg.level for lg in loggers]
@@ -159,14 +158,21 @@ def _lock(path):
     return f
 
 
+def _extension_utils():
+    import warnings
+
+    with warnings.catch_warnings():  # "No ccache found", on import
+        warnings.simplefilter("ignore")
+        from paddle.utils.cpp_extension import extension_utils
+    return extension_utils
+
+
 def _import_built(module_dir, name):
     """Register the ops of a finished build (no compiler involved), or None."""
     so = os.path.join(module_dir, name + ".so")
     if not os.path.isfile(so):
         return None
-
-    from paddle.utils.cpp_extension import extension_utils
-
+    extension_utils = _extension_utils()
     with _quiet():
         # the loader paddle's own load() ends with, on 2.6 and 3.x
         return extension_utils._import_module_from_library(name, module_dir, False)

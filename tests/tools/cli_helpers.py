@@ -25,9 +25,12 @@ def run_tool(name, args, **kw):
                           universal_newlines=True, **kw)
 
 
-def cifar_args(archive, out, run_name, epochs=2, val=32, batch=32):
-    """configs/resnet20.yaml shortened to a tiny CIFAR-format archive."""
+def cifar_args(archive, out, run_name, epochs=2, val=32, batch=32, processes=1):
+    """configs/resnet20.yaml shortened to a tiny CIFAR-format archive (one
+    process unless ``processes`` says otherwise: tests/engine/test_launch.py
+    covers the one-process-per-core default)."""
     return ["-c", os.path.join(ROOT, "configs", "resnet20.yaml"),
+            "-o", "Global.cpu_processes=%d" % processes,
             "-o", "DataLoader.*.dataset.data_file=%s" % archive,
             "-o", "DataLoader.*.dataset.val_size=%d" % val,
             "-o", "DataLoader.*.num_workers=0", "-o", "DataLoader.*.batch_size=%d" % batch,
