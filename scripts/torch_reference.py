@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """The benchmark's PyTorch reference: the nets of docs/benchmarks.md written
-plainly in PyTorch, and their training and inference images/s on the CPU.
+plainly in PyTorch, their training and inference images/s on the CPU, and
+(``--end-to-end``) one epoch of a plain PyTorch training loop on a CIFAR
+archive, the counterpart of ``tools/train.py -c configs/resnet20.yaml``.
 
 Used only by ``tools/benchmark.py --torch-python PY``; run it with the python
 of a separate venv that has torch (``pip install torch==2.13.0``). torch is
@@ -9,13 +11,21 @@ paddle either): the two sides meet only in the parameter counts, which
 tools/benchmark.py compares.
 
     python scripts/torch_reference.py --models "resnet20;rir18:fused=false" --steps 3 --warmup 1 --batch 8
+    python scripts/torch_reference.py --end-to-end --data cifar-10-python.tar.gz --val-size 5000
 
-Prints one line ``BENCH_RESULT {json}``.
+Threads: ``--threads`` (default: every core this process may run on), set
+with ``torch.set_num_threads`` whatever OMP_NUM_THREADS says; the result
+records ``torch.get_num_threads()``. Prints one line ``BENCH_RESULT {json}``.
 """
 import argparse
 import json
+import os
+import pickle
 import statistics
+import tarfile
 import time
+
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -318,6 +328,140 @@ def measure(name, options, a):
     return out
 
 
+# ------------------------------------------------------------ end to end
+
+def read_cifar_train(path):
+    """``(uint8 images N x 3 x 32 x 32, int64 labels)`` of the training part
+    of a CIFAR-10/100 python-version archive: the members whose name holds
+    ``data_batch`` (CIFAR-10) or ends with ``/train`` (CIFAR-100), in sorted
+    order, as paddle.vision.datasets reads them."""
+    images, labels = [], []
+    with tarfile.open(path, "r") as tar:
+        names = sorted(m.name for m in tar if "data_batch" in m.name or m.name.endswith("/train"))
+        for name in names:
+            batch = pickle.load(tar.extractfile(name), encoding="bytes")
+            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch.get(b"labels", batch.get(b"fine_labels")), dtype=np.int64))
+    if not images:
+        raise SystemExit("error: %s holds no CIFAR training batches" % path)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def holdout_indices(n, val_size, seed):
+    """The held-out split ppresvar makes (``val_size``: a count, or a
+    fraction when < 1): ``(train indices, val indices)``, both sorted."""
+    k = int(round(val_size * n)) if 0 < val_size < 1 else int(val_size)
+    if not 0 < k < n:
+        raise SystemExit("error: val_size %r leaves no training or validation images of %d" % (val_size, n))
+    order = np.random.RandomState(seed).permutation(n)
+    return np.sort(order[k:]), np.sort(order[:k])
+
+
+class Loader(object):
+    """Batches of a uint8 NCHW array, augmented with numpy on whole batches:
+    4-pixel zero padding + random 32x32 crop + horizontal flip (training),
+    then ``(x / 255 - mean) / std``; channels-last float32 tensors."""
+
+    def __init__(self, images, labels, batch, mean, std, train, seed=0):
+        self.images, self.labels, self.batch, self.train = images, labels, batch, train
+        self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1) * 255.0
+        self.inv_std = 1.0 / (np.asarray(std, np.float32).reshape(1, 3, 1, 1) * 255.0)
+        self.rng = np.random.RandomState(seed)
+        self.epoch = 0
+
+    def __len__(self):
+        return -(-len(self.images) // self.batch)
+
+    def _augment(self, x):
+        b = x.shape[0]
+        padded = np.zeros((b, 3, 40, 40), np.uint8)
+        padded[:, :, 4:36, 4:36] = x
+        oy, ox = self.rng.randint(0, 9, size=b), self.rng.randint(0, 9, size=b)
+        rows = (oy[:, None] + np.arange(32))[:, None, :, None]
+        cols = (ox[:, None] + np.arange(32))[:, None, None, :]
+        flip = self.rng.rand(b) < 0.5
+        cols = np.where(flip[:, None, None, None], cols[..., ::-1], cols)
+        return padded[np.arange(b)[:, None, None, None], np.arange(3)[None, :, None, None], rows, cols]
+
+    def __iter__(self):
+        n = len(self.images)
+        order = self.rng.permutation(n) if self.train else np.arange(n)
+        for i in range(0, n, self.batch):
+            idx = order[i:i + self.batch]
+            x = self.images[idx]
+            if self.train:
+                x = self._augment(x)
+            x = (x.astype(np.float32) - self.mean) * self.inv_std
+            yield (torch.from_numpy(x).contiguous(memory_format=torch.channels_last),
+                   torch.from_numpy(self.labels[idx]))
+
+
+def end_to_end(a):
+    """One epoch (or ``--epochs``) of training with validation after each,
+    timed like ppresvar's trainer: ``epoch_time_s`` is the wall time of the
+    training pass (data and augmentation included) plus validation."""
+    t = time.perf_counter()
+    images, labels = read_cifar_train(a.data)
+    train_idx, val_idx = holdout_indices(len(images), a.val_size, a.split_seed)
+    load_s = time.perf_counter() - t
+    torch.manual_seed(a.seed)
+    train = Loader(images[train_idx], labels[train_idx], a.batch, a.mean, a.std, True, a.seed)
+    val = Loader(images[val_idx], labels[val_idx], a.eval_batch, a.mean, a.std, False)
+    model = MODELS["resnet20"](num_classes=100 if labels.max() >= 10 else 10)
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
+    epochs = []
+    for epoch in range(1, a.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        seen = hits = 0
+        loss_sum = compute = 0.0
+        for x, y in train:
+            t0 = time.perf_counter()
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            hits += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+            compute += time.perf_counter() - t0
+        train_s = time.perf_counter() - start
+        model.eval()
+        vseen = vhits = 0
+        vloss = 0.0
+        with torch.inference_mode():
+            for x, y in val:
+                logits = model(x)
+                vloss += float(F.cross_entropy(logits, y, reduction="sum"))
+                vhits += int((logits.argmax(1) == y).sum())
+                vseen += len(y)
+        epoch_s = time.perf_counter() - start
+        epochs.append({"epoch": epoch, "epoch_time_s": epoch_s, "train_time_s": train_s,
+                       "val_time_s": epoch_s - train_s, "train_img_s": seen / epoch_s,
+                       "compute_img_s": seen / compute if compute > 0 else None,
+                       "train_loss": loss_sum / seen, "train_top1": hits / seen,
+                       "val_loss": vloss / vseen, "val_top1": vhits / vseen})
+    last = epochs[-1]
+    return dict(last, epochs=epochs, train_images=len(train_idx), val_images=len(val_idx), batch=a.batch,
+                eval_batch=a.eval_batch, iterations_per_epoch=len(train), data_load_s=load_s,
+                channels_last=True, model="resnet20 (option A)")
+
+
+def set_threads(n):
+    n = int(n or available_cores())
+    torch.set_num_threads(n)
+    return n
+
+
+def available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default=";".join(MODELS))
@@ -326,18 +470,41 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--max-seconds", type=float, default=None)
-    p.add_argument("--threads", type=int, default=None, help="default: torch's (every core)")
+    p.add_argument("--threads", type=int, default=None, help="default: every core this process may run on")
     p.add_argument("--no-compile", action="store_true")
+    e = p.add_argument_group("end to end (--end-to-end): one epoch of ResNet-20 on a CIFAR archive")
+    e.add_argument("--end-to-end", action="store_true")
+    e.add_argument("--data", default=None, help="CIFAR-10 python-version archive (cifar-10-python.tar.gz)")
+    e.add_argument("--val-size", type=float, default=5000, help="held-out images: a count, or a fraction < 1")
+    e.add_argument("--split-seed", type=int, default=0)
+    e.add_argument("--eval-batch", type=int, default=500)
+    e.add_argument("--epochs", type=int, default=1)
+    e.add_argument("--lr", type=float, default=0.1)
+    e.add_argument("--momentum", type=float, default=0.9)
+    e.add_argument("--weight-decay", type=float, default=1e-4)
+    e.add_argument("--mean", type=float, nargs=3, default=[0.4914, 0.4822, 0.4465])
+    e.add_argument("--std", type=float, nargs=3, default=[0.2470, 0.2435, 0.2616])
+    e.add_argument("--seed", type=int, default=42)
     a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "models": {}}
+    threads = set_threads(a.threads)
+    res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "threads_asked": threads,
+           "interop_threads": torch.get_num_interop_threads(),
+           "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    if a.end_to_end:
+        if not a.data:
+            p.error("--end-to-end needs --data ARCHIVE")
+        res.update(end_to_end(a))
+        res["threads"] = torch.get_num_threads()
+        print(RESULT_TAG + json.dumps(res), flush=True)
+        return
+    res["models"] = {}
     for spec in filter(None, a.models.split(";")):
         name, options = parse_spec(spec)
         if name not in MODELS:
             res["models"][label(name, options)] = {"error": "no PyTorch reference for %s" % name}
             continue
         res["models"][label(name, options)] = measure(name, options, a)
+        res["models"][label(name, options)]["threads"] = torch.get_num_threads()
     print(RESULT_TAG + json.dumps(res), flush=True)
 
 
