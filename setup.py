@@ -15,7 +15,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ppresvar", "ppresvar.*"]),
-    # the oneDNN kernels' source, compiled on first use (ppresvar/kernels)
+    # the CPU kernels' sources, compiled on first use (ppresvar/kernels)
     package_data={"ppresvar.kernels": ["*.cc"]},
     python_requires=">=3.8",
     install_requires=["numpy", "pyyaml>=5.1", "pillow"],

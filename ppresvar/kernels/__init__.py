@@ -38,12 +38,13 @@ import zipfile
 import paddle
 import paddle.nn.functional as F
 
-__all__ = ["KernelsUnavailable", "load", "available", "use", "active", "conv2d", "resolve", "MODES",
+__all__ = ["KernelsUnavailable", "load", "available", "use", "active", "conv2d", "shortcut_a", "resolve", "MODES",
            "ONEDNN_HEADERS"]
 
 MODES = ("auto", "onednn", "paddle")
 ONEDNN_HEADERS = "onednn-devel-cpu-iomp==2023.2.0"  # headers of oneDNN 3.2 (C API as paddle's 3.x library)
-_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onednn_conv.cc")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SOURCES = [os.path.join(_HERE, name) for name in ("onednn_conv.cc", "cpu_ops.cc")]
 
 
 class KernelsUnavailable(RuntimeError):
@@ -127,8 +128,11 @@ def _compiler():
 
 def build_tag():
     """Identifies a build: paddle version, Python, and the source's hash."""
-    with open(_SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read() + paddle.__version__.encode()).hexdigest()[:10]
+    h = hashlib.sha256(paddle.__version__.encode())
+    for path in _SOURCES:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    digest = h.hexdigest()[:10]
     return "onednn_%s" % digest
 
 
@@ -205,16 +209,15 @@ def _build(say):
 
         try:
             with _quiet() as out:
-                module = cpp_load(name=name, sources=[_SOURCE], extra_include_paths=[include],
-                         extra_cxx_cflags=["-O2", "-std=c++17"],
-                         extra_ldflags=["-L" + libs, "-l:" + libdnnl, "-Wl,-rpath," + libs],
+                module = cpp_load(name=name, sources=_SOURCES, extra_include_paths=[include],
+                         extra_cxx_cflags=["-O2", "-std=c++17", "-fopenmp"],
+                         extra_ldflags=["-L" + libs, "-l:" + libdnnl, "-Wl,-rpath," + libs, "-fopenmp"],
                          build_directory=root, verbose=False)
         except Exception as e:  # the compiler's own words are in the log
             log = os.path.join(root, name + ".log")
             with open(log, "w") as f:
                 f.write(out.getvalue() + "\n%r\n" % e)
-            raise KernelsUnavailable("compiling %s failed (%s; see %s)" % (os.path.basename(_SOURCE),
-                                                                           e.__class__.__name__, log))
+            raise KernelsUnavailable("compiling the kernels failed (%s; see %s)" % (e.__class__.__name__, log))
         return module
     finally:
         lock.close()
@@ -316,3 +319,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bias is None:
         return ops.ppresvar_conv2d(x, weight, *args)
     return ops.ppresvar_conv2d_bias(x, weight, bias, *args)
+
+
+def shortcut_a(x, stride, pad):
+    """Option-A shortcut: ``x[:, :, ::stride, ::stride]`` with ``pad`` zero
+    channels appended; one kernel each way inside :func:`use`, else ``None``
+    (the caller builds it from paddle ops)."""
+    if not (_STATE["active"] and paddle.in_dynamic_mode() and x.dtype == paddle.float32
+            and x.place.is_cpu_place() and len(x.shape) == 4):
+        return None
+    if hasattr(x, "is_contiguous") and not x.is_contiguous():
+        x = x.contiguous()
+    return _STATE["module"].ppresvar_shortcut_a(x, int(stride), int(pad))

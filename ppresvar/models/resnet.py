@@ -25,6 +25,7 @@ import math
 import paddle
 import paddle.nn as nn
 
+from .. import kernels
 from ..layers.conv import Conv2D
 from ..layers.stochastic_depth import DropPath
 from ..layers.weight_init import kaiming_init
@@ -67,6 +68,9 @@ class ZeroPadShortcut(nn.Layer):
         self.pad = pad
 
     def forward(self, x):
+        fast = kernels.shortcut_a(x, self.stride, self.pad)  # CPU training: one kernel each way
+        if fast is not None:
+            return fast
         if self.stride > 1:
             x = x[:, :, ::self.stride, ::self.stride]
         if self.pad > 0:
