@@ -99,6 +99,7 @@ def child_env(threads, base=None, extra_env=None, paddle_defaults=False, pythonp
 
         for k in ENV_DEFAULTS:
             env.pop(k, None)
+        env["PPRESVAR_NO_MALLOPT"] = "1"  # and glibc's malloc as it comes (runtime.tune_malloc)
     n = str(max(1, int(threads)))
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = n
     if pythonpath:

@@ -12,8 +12,8 @@ where the residuals ``d = 2*sigmoid(fc2(relu(fc1(avgpool(x))))) - 1`` lie in [-1
 
 Defaults follow the paper: K=2, reduction 8 (seed 004), lambda_a=1.0,
 lambda_b=0.5, alpha=(1, 0), beta=(0, 0) so that a fresh layer is a ReLU.
-The forward broadcasts coefficients against NCHW input (no transposes) and
-keeps no state on ``self``.
+The forward broadcasts coefficients against NCHW input (no transposes, and
+for C no (B, C, 2K, H, W) tensor) and keeps no state on ``self``.
 """
 import paddle
 import paddle.nn as nn
@@ -63,24 +63,27 @@ class DyReLU(nn.Layer):
         return paddle.minimum(p * (hw / 3.0), paddle.ones_like(p))
 
     def forward(self, x):
-        d = self.coefficients(x)
+        """``y = max_k y_k`` with, per line k (``u = lambda_a da_k``,
+        ``v = lambda_b db_k``, (B, C|1, 1, 1)):
+        A/B: ``y_k = (alpha_k + u) x + (beta_k + v)``;
+        C:   ``y_k = alpha_k x + beta_k + pi (u x + v)``, the same as
+        ``(alpha_k + u pi) x + (beta_k + v pi)`` without forming the
+        (B, C, 2K, H, W) coefficients."""
         k = self.k
+        r = self.coefficients(x) * self.lambdas              # (B, 2K) or (B, C, 2K)
         if self.mode == "A":
-            coef = (d * self.lambdas + self.init_v).unsqueeze([2, 3, 4])   # (B, 2K, 1, 1, 1)
-            a = [coef[:, i] for i in range(k)]                              # each (B, 1, 1, 1)
-            b = [coef[:, k + i] for i in range(k)]
-        else:
-            d = d.unsqueeze([3, 4])                                         # (B, C, 2K, 1, 1)
-            if self.mode == "C":
-                d = d * self.spatial_attention(x).unsqueeze(2)              # (B, C, 2K, H, W)
-            lam = self.lambdas.reshape([1, 1, 2 * k, 1, 1])
-            ini = self.init_v.reshape([1, 1, 2 * k, 1, 1])
-            coef = d * lam + ini
-            a = [coef[:, :, i] for i in range(k)]                           # (B, C, 1|H, 1|W)
-            b = [coef[:, :, k + i] for i in range(k)]
-        y = a[0] * x + b[0]
-        for i in range(1, k):
-            y = paddle.maximum(y, a[i] * x + b[i])
+            r = r.unsqueeze(1)
+        r = r.unsqueeze([3, 4])                               # (B, C|1, 2K, 1, 1)
+        pi = self.spatial_attention(x) if self.mode == "C" else None   # (B, 1, H, W)
+        y = None
+        for i in range(k):
+            u, v = r[:, :, i], r[:, :, k + i]
+            alpha, beta = self.init_v[i], self.init_v[k + i]
+            if pi is None:
+                z = (alpha + u) * x + (beta + v)
+            else:
+                z = alpha * x + beta + pi * (u * x + v)
+            y = z if y is None else paddle.maximum(y, z)
         return y
 
     def extra_repr(self):

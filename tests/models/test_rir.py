@@ -274,3 +274,40 @@ def test_jit_save_and_load(tmp_path):
     loaded = paddle.jit.load(prefix)
     loaded.eval()
     np.testing.assert_allclose(loaded(x).numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cpu_kernels", ["paddle", "onednn"])
+def test_fused_model_trains_like_four_conv_model(cpu_kernels):
+    """A training step's loss, every parameter gradient and the BN running
+    statistics agree between the forms, with paddle's convolutions and with
+    the oneDNN kernels."""
+    from ppresvar import kernels
+
+    if cpu_kernels == "onednn":
+        ok, why = kernels.available()
+        if not ok:
+            pytest.skip(why)
+    with kernels.use(cpu_kernels == "onednn"):
+        fused = ppresvar.create_model("rir18")
+        plain = ppresvar.create_model("rir18", fused=False)
+        randomize(fused)
+        plain.set_state_dict(fused.state_dict())
+        x = paddle.randn([4, 3, 16, 16])
+        y = paddle.to_tensor([1, 7, 3, 0])
+        results = []
+        for m in (fused, plain):
+            m.train()
+            loss = paddle.nn.functional.cross_entropy(m(x), y)
+            loss.backward()
+            results.append((float(loss), {n: p.grad.numpy() for n, p in m.named_parameters()
+                                          if not p.stop_gradient}))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4)
+    assert sorted(results[0][1]) == sorted(results[1][1])
+    for n, g in results[1][1].items():
+        scale = max(1.0, float(np.abs(g).max()))
+        np.testing.assert_allclose(results[0][1][n], g, rtol=1e-3, atol=1e-4 * scale, err_msg=n)
+    stats_f, stats_p = fused.state_dict(), plain.state_dict()
+    stats = [k for k in stats_p if k.endswith(("_mean", "_variance"))]
+    assert len(stats) == 2 * (2 + 8 * 2 * 2)          # mean, variance of 2 stems + 8 blocks x 2 layers x 2 streams
+    for k in stats:
+        np.testing.assert_allclose(stats_f[k].numpy(), stats_p[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
