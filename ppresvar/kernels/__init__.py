@@ -4,7 +4,9 @@ Eager paddle runs its own CPU convolutions, not oneDNN's, although the wheel
 ships oneDNN's library (``paddle/libs/libdnnl.so.3``). ``onednn_conv.cc`` is
 a custom operator (``PD_BUILD_OP``/``PD_BUILD_GRAD_OP``, the same API on
 paddle 2.6 and 3.x) running 2-D convolution forward, backward-data and
-backward-weights (+ bias) through that library, so paddle's autograd uses it.
+backward-weights (+ bias) through that library, so paddle's autograd uses it;
+``cpu_ops.cc`` holds the option-A shortcut (subsample + zero channels), one
+loop each way instead of paddle's slow strided-slice gradient.
 
 Build: once per machine, paddle version and source, on first use, into
 ``$PPRESVAR_CACHE_DIR`` (default ``~/.cache/ppresvar``). It needs a C++
