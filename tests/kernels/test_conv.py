@@ -14,16 +14,6 @@ from ppresvar import kernels
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def ops():
-    ok, why = kernels.available()
-    if not ok and os.environ.get("PPRESVAR_REQUIRE_ONEDNN"):
-        pytest.fail("oneDNN kernels required here but unavailable: %s" % why)
-    if not ok:
-        pytest.skip("oneDNN kernels unavailable: %s" % why)
-    return kernels.load()
-
-
 def _rel(a, b):
     a, b = np.asarray(a, "float64"), np.asarray(b, "float64")
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6))

@@ -1,21 +1,10 @@
 """The option-A shortcut kernel against a numpy reference and paddle's ops."""
-import os
-
 import numpy as np
 import paddle
 import pytest
 
 from ppresvar import kernels
 from ppresvar.models.resnet import ZeroPadShortcut
-
-
-@pytest.fixture(scope="module")
-def ops():
-    ok, why = kernels.available()
-    if not ok and os.environ.get("PPRESVAR_REQUIRE_ONEDNN"):
-        pytest.fail("CPU kernels required here but unavailable: %s" % why)
-    if not ok:
-        pytest.skip("CPU kernels unavailable: %s" % why)
 
 
 @pytest.mark.parametrize("shape,stride,cout", [((3, 4, 9, 7), 2, 8), ((2, 16, 32, 32), 2, 32), ((1, 5, 6, 6), 1, 7),
