@@ -14,4 +14,6 @@ class Conv2D(nn.Conv2D):
         if kernels.active() and self._padding_mode == "zeros" and self._data_format == "NCHW":
             return kernels.conv2d(x, self.weight, self.bias, self._stride, self._padding, self._dilation,
                                   self._groups)
-        return super().forward(x)
+        # explicit base call: paddle 2.6's to_static rewrites this method, and a
+        # zero-argument super() has no class cell there
+        return nn.Conv2D.forward(self, x)
