@@ -305,18 +305,23 @@ def _pair(v):
     return None
 
 
-def _supported(x, weight, padding, groups):
-    return (_STATE["active"] and groups == 1 and paddle.in_dynamic_mode() and _pair(padding) is not None
-            and x.dtype == paddle.float32 and x.place.is_cpu_place() and len(x.shape) == 4)
+def _applies(x):
+    """Inside :func:`use`, in eager mode, on a 4-D CPU float32 tensor."""
+    return (_STATE["active"] and paddle.in_dynamic_mode() and x.dtype == paddle.float32
+            and x.place.is_cpu_place() and len(x.shape) == 4)
+
+
+def _contiguous(x):
+    # a strided view (paddle 3) reaches the kernels as a copy
+    return x.contiguous() if hasattr(x, "is_contiguous") and not x.is_contiguous() else x
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """``F.conv2d`` (NCHW), through oneDNN inside :func:`use` where supported."""
-    if not _supported(x, weight, padding, groups) or isinstance(padding, str):
+    if isinstance(padding, str) or groups != 1 or _pair(padding) is None or not _applies(x):
         return F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
     ops = _STATE["module"]
-    if hasattr(x, "is_contiguous") and not x.is_contiguous():
-        x = x.contiguous()
+    x = _contiguous(x)
     args = (_pair(stride), _pair(padding), _pair(dilation), not x.stop_gradient)
     if bias is None:
         return ops.ppresvar_conv2d(x, weight, *args)
@@ -327,9 +332,6 @@ def shortcut_a(x, stride, pad):
     """Option-A shortcut: ``x[:, :, ::stride, ::stride]`` with ``pad`` zero
     channels appended; one kernel each way inside :func:`use`, else ``None``
     (the caller builds it from paddle ops)."""
-    if not (_STATE["active"] and paddle.in_dynamic_mode() and x.dtype == paddle.float32
-            and x.place.is_cpu_place() and len(x.shape) == 4):
+    if not _applies(x):
         return None
-    if hasattr(x, "is_contiguous") and not x.is_contiguous():
-        x = x.contiguous()
-    return _STATE["module"].ppresvar_shortcut_a(x, int(stride), int(pad))
+    return _STATE["module"].ppresvar_shortcut_a(_contiguous(x), int(stride), int(pad))
