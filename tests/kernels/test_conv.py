@@ -209,3 +209,22 @@ def test_gpu_never_uses_them():
     assert kernels.resolve("paddle", "cpu") == "paddle"
     with pytest.raises(ValueError):
         kernels.resolve("fast", "cpu")
+
+
+def test_onednn_required_but_unavailable_is_one_error_line(tmp_path):
+    """``Global.cpu_kernels=onednn`` where they cannot be built: tools/train.py
+    stops with one ``error:`` line naming the fix, exit 2, nothing written."""
+    env = dict(os.environ, PATH=str(tmp_path), PPRESVAR_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+    env.pop("CXX", None)
+    out = str(tmp_path / "out")
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "-c", os.path.join(ROOT, "configs", "demo_digits.yaml"),
+           "-o", "Global.cpu_kernels=onednn", "-o", "Global.device=cpu", "-o", "Global.output_dir=%s" % out]
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    # (with PATH emptied, paddle's own shell calls complain too; they are not ours)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert "Traceback" not in proc.stderr
+    assert len(errors) == 1 and errors[0].startswith("error: Global.cpu_kernels is onednn")
+    assert "no C++ compiler" in errors[0] and "cpu_kernels=auto" in errors[0]
+    assert not os.path.exists(out)
