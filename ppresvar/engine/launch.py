@@ -67,7 +67,6 @@ def relaunch(n, script, argv):
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(n), "--log_dir", log_dir,
            script] + list(argv)
     env = dict(os.environ, **{SPLIT_ENV: "1"})
-    env.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
     print("ppresvar: training as %d data-parallel processes, one per core (Global.cpu_processes; "
           "-o Global.cpu_processes=1 for one)" % n, flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
