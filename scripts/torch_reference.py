@@ -19,6 +19,7 @@ records ``torch.get_num_threads()``. Prints one line ``BENCH_RESULT {json}``.
 """
 import argparse
 import json
+import math
 import os
 import pickle
 import statistics
@@ -330,20 +331,26 @@ def measure(name, options, a):
 
 # ------------------------------------------------------------ end to end
 
-def read_cifar_train(path):
-    """``(uint8 images N x 3 x 32 x 32, int64 labels)`` of the training part
-    of a CIFAR-10/100 python-version archive: the members whose name holds
-    ``data_batch`` (CIFAR-10) or ends with ``/train`` (CIFAR-100), in sorted
-    order, as paddle.vision.datasets reads them."""
+def read_cifar(path, split="train"):
+    """``(uint8 images N x 3 x 32 x 32, int64 labels)`` of one split of a
+    CIFAR-10/100 python-version archive: for ``train`` the members whose name
+    holds ``data_batch`` (CIFAR-10) or ends with ``/train`` (CIFAR-100), in
+    sorted order, as paddle.vision.datasets reads them; for ``test`` the
+    member ``test_batch`` or ``.../test``."""
+    def wanted(name):
+        if split == "train":
+            return "data_batch" in name or name.endswith("/train")
+        return "test_batch" in name or name.endswith("/test")
+
     images, labels = [], []
     with tarfile.open(path, "r") as tar:
-        names = sorted(m.name for m in tar if "data_batch" in m.name or m.name.endswith("/train"))
+        names = sorted(m.name for m in tar if wanted(m.name))
         for name in names:
             batch = pickle.load(tar.extractfile(name), encoding="bytes")
             images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch.get(b"labels", batch.get(b"fine_labels")), dtype=np.int64))
     if not images:
-        raise SystemExit("error: %s holds no CIFAR training batches" % path)
+        raise SystemExit("error: %s holds no CIFAR %s batches" % (path, split))
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -401,7 +408,7 @@ def end_to_end(a):
     timed like ppresvar's trainer: ``epoch_time_s`` is the wall time of the
     training pass (data and augmentation included) plus validation."""
     t = time.perf_counter()
-    images, labels = read_cifar_train(a.data)
+    images, labels = read_cifar(a.data, "train")
     train_idx, val_idx = holdout_indices(len(images), a.val_size, a.split_seed)
     load_s = time.perf_counter() - t
     torch.manual_seed(a.seed)
@@ -449,6 +456,119 @@ def end_to_end(a):
                 channels_last=True, model="resnet20 (option A)")
 
 
+# ------------------------------------------------ a whole training run (--train)
+
+def init_like_ppresvar(model):
+    """ppresvar's initialisation (layers/weight_init.py): conv weights Kaiming
+    normal in fan-out mode, BN gamma 1 and beta 0, and paddle's default for
+    the classifier (Xavier uniform weight, zero bias)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def evaluate(model, loader):
+    model.eval()
+    seen = top1 = top5 = 0
+    loss = 0.0
+    with torch.inference_mode():
+        for x, y in loader:
+            logits = model(x)
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            top = logits.topk(5, 1).indices
+            top1 += int((top[:, 0] == y).sum())
+            top5 += int((top == y[:, None]).any(1).sum())
+            seen += len(y)
+    return {"loss": loss / seen, "top1": top1 / seen, "top5": top5 / seen, "samples": seen}
+
+
+def train_run(a):
+    """A whole training run, resumable: ``--epochs`` of SGD with a
+    per-iteration cosine from ``--lr`` to 0 (ppresvar's ``Cosine`` with
+    ``unit: iteration``), validation on the held-out split after each epoch,
+    one JSON line per epoch in ``OUT/metrics.jsonl`` (ppresvar's keys), the
+    state in ``OUT/last.pt`` after each epoch (``--train`` again continues
+    from it), and at the end ``OUT/test.json``: the test split on the last
+    epoch's weights."""
+    os.makedirs(a.out, exist_ok=True)
+    images, labels = read_cifar(a.data, "train")
+    test_x, test_y = read_cifar(a.data, "test")
+    train_idx, val_idx = holdout_indices(len(images), a.val_size, a.split_seed)
+    torch.manual_seed(a.seed)
+    train = Loader(images[train_idx], labels[train_idx], a.batch, a.mean, a.std, True, a.seed)
+    val = Loader(images[val_idx], labels[val_idx], a.eval_batch, a.mean, a.std, False)
+    test = Loader(test_x, test_y, a.eval_batch, a.mean, a.std, False)
+    model = MODELS[a.model](num_classes=int(labels.max()) + 1)
+    init_like_ppresvar(model)
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
+    total = a.epochs * len(train)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total)))
+    ckpt, metrics = os.path.join(a.out, "last.pt"), os.path.join(a.out, "metrics.jsonl")
+    start_epoch = 0
+    if os.path.exists(ckpt):
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        train.rng.set_state(state["loader_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"]
+    kept = []
+    if os.path.exists(metrics):  # lines past the checkpoint's epoch belong to a killed epoch
+        with open(metrics) as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["epoch"] <= start_epoch]
+    with open(metrics, "w") as f:
+        f.writelines(kept)
+    for epoch in range(start_epoch + 1, a.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        seen = hits = 0
+        loss_sum = 0.0
+        for x, y in train:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if not math.isfinite(loss.item()):
+                raise SystemExit("error: loss is %s at epoch %d" % (loss.item(), epoch))
+            loss_sum += loss.item() * len(y)
+            hits += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+        train_s = time.perf_counter() - start
+        lr = opt.param_groups[0]["lr"]  # as ppresvar logs it: the rate after the epoch's last step
+        v = evaluate(model, val)
+        record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_top1": hits / seen,
+                  "val_loss": v["loss"], "val_top1": v["top1"], "val_top5": v["top5"],
+                  "epoch_time_s": time.perf_counter() - start, "images_per_s": seen / train_s}
+        with open(metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "loader_rng": train.rng.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch},
+                   ckpt + ".tmp")
+        os.replace(ckpt + ".tmp", ckpt)
+        print("epoch %d/%d  train_loss %.4f  train_top1 %.2f%%  val_top1 %.2f%%  lr %.4g  %.1fs" % (
+            epoch, a.epochs, record["train_loss"], 100 * record["train_top1"], 100 * v["top1"], lr,
+            record["epoch_time_s"]), flush=True)
+    t = evaluate(model, test)
+    result = dict(t, split="test", arch="%s (PyTorch reference)" % a.model, weights="last epoch (%d)" % a.epochs,
+                  ema=False, torch=torch.__version__, threads=torch.get_num_threads())
+    with open(os.path.join(a.out, "test.json"), "w") as f:
+        json.dump(result, f)
+    print("test top-1 %.2f%%" % (100 * t["top1"]), flush=True)
+    return result
+
+
 def set_threads(n):
     n = int(n or available_cores())
     torch.set_num_threads(n)
@@ -485,11 +605,21 @@ def main():
     e.add_argument("--mean", type=float, nargs=3, default=[0.4914, 0.4822, 0.4465])
     e.add_argument("--std", type=float, nargs=3, default=[0.2470, 0.2435, 0.2616])
     e.add_argument("--seed", type=int, default=42)
+    t = p.add_argument_group("a whole training run (--train; also takes --data, --epochs, --lr, --seed...)")
+    t.add_argument("--train", action="store_true")
+    t.add_argument("--model", default="resnet20", choices=sorted(MODELS))
+    t.add_argument("--out", default=None, help="run directory: metrics.jsonl, last.pt, test.json")
     a = p.parse_args()
     threads = set_threads(a.threads)
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "threads_asked": threads,
            "interop_threads": torch.get_num_interop_threads(),
            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    if a.train:
+        if not a.data or not a.out:
+            p.error("--train needs --data ARCHIVE and --out DIR")
+        res.update(train_run(a))
+        print(RESULT_TAG + json.dumps(res), flush=True)
+        return
     if a.end_to_end:
         if not a.data:
             p.error("--end-to-end needs --data ARCHIVE")

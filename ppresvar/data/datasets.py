@@ -24,7 +24,7 @@ from PIL import Image
 from ..errors import ConfigError, DataError
 
 __all__ = ["DATASETS", "IN_MEMORY", "build_dataset", "holdout_indices", "num_classes_of", "class_names_of",
-           "native_size_of", "write_cifar_archive", "CIFAR10_CLASSES", "CIFAR100_CLASSES"]
+           "native_size_of", "write_cifar_archive", "check_same_classes", "CIFAR10_CLASSES", "CIFAR100_CLASSES"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR100_CLASSES = [
@@ -307,6 +307,17 @@ def build_dataset(opts, transform=None, where="DataLoader.Train", cache=None):
         train_idx, val_idx = holdout_indices(len(base), opts["val_size"], opts["split_seed"])
         indices = train_idx if opts["subset"] == "train" else val_idx
     return SplitDataset(base, indices, transform)
+
+
+def check_same_classes(names, other, where, other_where):
+    """Labels are class indices, so two splits must list the same classes in
+    the same order (two image folders where one lacks a class would shift
+    every label after it)."""
+    if names is None or other is None or list(names) == list(other):
+        return
+    only = sorted(set(names) ^ set(other))
+    raise DataError("%s and %s have different classes (%s): give both the same class folders"
+                    % (where, other_where, ", ".join(only[:5]) if only else "same names, another order"))
 
 
 # --------------------------------------------------------- cheap metadata

@@ -48,6 +48,7 @@ def evaluate_config(cfg, split="test", weights=None, use_ema=True):
     """Evaluate ``weights`` (default ``Global.pretrained_model``) on the
     ``test`` split (``DataLoader.Test``) or the held-out ``val`` split
     (``DataLoader.Eval``). Returns a dict of figures."""
+    from ..data.datasets import check_same_classes, class_names_of
     from ..data.loader import build_loader
     from .builder import build_model
     from .trainer import setup_device
@@ -67,6 +68,10 @@ def evaluate_config(cfg, split="test", weights=None, use_ema=True):
     ckpt = load_weights(model, weights, use_ema=use_ema)
     loader, _, dataset = build_loader(section, "DataLoader.%s" % section_name, rank=distributed.rank(),
                                       world_size=distributed.world_size(), training=False)
+    train = cfg["DataLoader"].get("Train")
+    if train and section_name != "Train":
+        check_same_classes(class_names_of(train["dataset"]), dataset.class_names, "DataLoader.Train",
+                           "DataLoader.%s" % section_name)
     sums = evaluate(model, loader, eval_topk(cfg), amp, cfg["AMP"]["level"])
     result = {"split": split, "loss": sums.loss}
     for k in sums.topk:

@@ -31,6 +31,7 @@ import numpy as np
 import paddle
 
 from .. import kernels, runtime
+from ..data.datasets import check_same_classes
 from ..data.loader import build_loader, derive_seed
 from ..data.mixing import build_batch_transforms
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
@@ -157,6 +158,8 @@ class Trainer(object):
             launch.split_batch(cfg, self.world), "DataLoader.Train", self.seed, self.rank, self.world, training=True, cache=cache)
         self.val_loader, _, self.val_set = build_loader(
             loaders["Eval"], "DataLoader.Eval", self.seed, self.rank, self.world, training=False, cache=cache)
+        check_same_classes(self.train_set.class_names, self.val_set.class_names, "DataLoader.Train",
+                           "DataLoader.Eval")
         self.mixer = build_batch_transforms(loaders["Train"]["batch_transforms"])
         self.iters_per_epoch = len(self.train_sampler)
         if self.iters_per_epoch == 0:

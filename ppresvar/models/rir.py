@@ -271,11 +271,21 @@ class RiRResNet(nn.Layer):
 
 # ---------------------------------------------------------------- factories
 
+def scaled(channels, width):
+    """``channels`` times the ``width`` multiplier, rounded, at least 1 each:
+    a narrower net of the same wiring (for a reduced-budget run)."""
+    if not width > 0:
+        raise ValueError("width must be > 0, got %r" % (width,))
+    return [max(1, int(round(c * width))) for c in channels]
+
+
 @register_model(paper=TARG2016 + " (RiR-18, seed 000)")
-def rir18(num_classes=10, wiring="paper", fused=True, **kw):
-    return RiR([48, 96, 192], [2, 3, 3], num_classes=num_classes, wiring=wiring, fused=fused, **kw)
+def rir18(num_classes=10, wiring="paper", fused=True, width=1.0, **kw):
+    """``width`` scales every stream's channels (1.0: the paper's 48/96/192)."""
+    return RiR(scaled([48, 96, 192], width), [2, 3, 3], num_classes=num_classes, wiring=wiring, fused=fused, **kw)
 
 
 @register_model(paper=TARG2016 + " (its 18-layer ResNet, seed 000's comparator)")
-def rir_resnet18(num_classes=10, **kw):
-    return RiRResNet([96, 192, 384], [2, 3, 3], num_classes=num_classes, **kw)
+def rir_resnet18(num_classes=10, width=1.0, **kw):
+    """``width`` scales the channels as :func:`rir18`'s (1.0: 96/192/384)."""
+    return RiRResNet(scaled([96, 192, 384], width), [2, 3, 3], num_classes=num_classes, **kw)

@@ -11,7 +11,7 @@ from ppresvar.engine.config import (SCHEMA, apply_overrides, dump_config, load_c
 from ppresvar.errors import ConfigError
 
 CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "*.yaml")))
-R20 = [c for c in CONFIGS if c.endswith("resnet20.yaml")][0]
+R20 = [c for c in CONFIGS if os.path.basename(c) == "resnet20.yaml"][0]
 
 
 def test_every_config_file_is_expected():

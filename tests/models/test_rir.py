@@ -89,6 +89,24 @@ def test_fused_and_four_conv_models_share_the_state_dict():
     assert all(list(a[k].shape) == list(b[k].shape) for k in a)
 
 
+@pytest.mark.parametrize("name", ["rir18", "rir_resnet18"])
+def test_width_scales_every_channel_and_keeps_the_wiring(name):
+    """A narrower net for a reduced budget: the same layers, parameter names
+    and kernel sizes, every channel count times the width."""
+    with paddle.LazyGuard():
+        full = ppresvar.create_model(name).state_dict()
+        quarter = ppresvar.create_model(name, width=0.25).state_dict()
+    assert list(full) == list(quarter)
+    for key in full:
+        a, b = list(full[key].shape), list(quarter[key].shape)
+        want = [d // 4 if (i < 2 and d > 10) else d for i, d in enumerate(a)]  # 10: the classes, 3: RGB
+        assert b == want, key
+    out = ppresvar.create_model(name, width=0.25)(paddle.randn([2, 3, 32, 32]))
+    assert out.shape == [2, 10]
+    with pytest.raises(ValueError, match="width"):
+        ppresvar.create_model(name, width=0)
+
+
 def test_bad_wiring_is_refused():
     with pytest.raises(ValueError, match="wiring"):
         ppresvar.create_model("rir18", wiring="both")

@@ -1,0 +1,289 @@
+"""The reproduction ledger's runs: read ``results/experiments.yaml``, train a
+row's seeds (resumable), evaluate them on the test split and keep the small
+files of each finished run in ``results/<experiment>/<row>/seed<S>/``:
+
+    config.yaml     the resolved config (ppresvar) or the PyTorch arguments
+    metrics.jsonl   one JSON line per epoch
+    test.json       the test split on the last epoch's weights (ppresvar: also the best epoch's)
+    curves.png      loss and accuracy per epoch
+    run.json        commit, machine, framework, command, budget, training time
+
+Checkpoints stay in the run directory (``--runs-dir``, outside the work tree).
+``tools/reproduce.py`` is the command line; ``ppresvar.ledger`` writes the
+ledger from what this module keeps.
+"""
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from .errors import ConfigError, DataError
+
+__all__ = ["load_manifest", "ROOT", "MANIFEST", "run_dir_of", "result_dir_of", "plan", "collect",
+           "machine", "git_commit"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MANIFEST = os.path.join(ROOT, "results", "experiments.yaml")
+EXPERIMENT_KEYS = {"title", "seed", "metric", "about", "rows"}
+ROW_KEYS = {"label", "config", "overrides", "torch", "seeds", "budget", "paper", "seed_figure", "estimate"}
+METRICS = ("test_top1", "test_error")
+
+
+def load_manifest(path=MANIFEST):
+    """The experiments, validated: every key known, every row with a label,
+    a budget, seeds and exactly one of ``config`` and ``torch``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError("cannot read the experiments file %s: %s" % (path, " ".join(str(e).split())))
+    if not isinstance(data, dict) or not data:
+        raise ConfigError("%s must map experiment names to experiments" % path)
+    for name, exp in data.items():
+        where = "%s: experiment %s" % (path, name)
+        if not isinstance(exp, dict):
+            raise ConfigError("%s must be a mapping" % where)
+        unknown = set(exp) - EXPERIMENT_KEYS
+        if unknown:
+            raise ConfigError("%s has unknown keys %s (known: %s)" % (where, sorted(unknown), sorted(EXPERIMENT_KEYS)))
+        if exp.get("metric") not in METRICS:
+            raise ConfigError("%s: metric must be one of %s" % (where, ", ".join(METRICS)))
+        if not isinstance(exp.get("rows"), dict) or not exp["rows"]:
+            raise ConfigError("%s has no rows" % where)
+        for rname, row in exp["rows"].items():
+            rwhere = "%s, row %s" % (where, rname)
+            if not isinstance(row, dict):
+                raise ConfigError("%s must be a mapping" % rwhere)
+            unknown = set(row) - ROW_KEYS
+            if unknown:
+                raise ConfigError("%s has unknown keys %s (known: %s)" % (rwhere, sorted(unknown), sorted(ROW_KEYS)))
+            if ("config" in row) == ("torch" in row):
+                raise ConfigError("%s needs exactly one of config (ppresvar) and torch (PyTorch reference)" % rwhere)
+            for key in ("label", "budget", "seeds"):
+                if not row.get(key):
+                    raise ConfigError("%s has no %s" % (rwhere, key))
+            if not all(isinstance(s, int) for s in row["seeds"]):
+                raise ConfigError("%s: seeds must be a list of integers" % rwhere)
+            for key in ("paper", "seed_figure"):
+                fig = row.get(key)
+                if fig is not None and not (isinstance(fig, dict) and isinstance(fig.get("value"), (int, float))
+                                            and fig.get("source")):
+                    raise ConfigError("%s: %s must be {value: number, source: text}" % (rwhere, key))
+            row.setdefault("overrides", [])
+    return data
+
+
+def run_dir_of(runs_dir, experiment, row, seed):
+    return os.path.join(runs_dir, experiment, "%s-seed%d" % (row, seed))
+
+
+def result_dir_of(results_dir, experiment, row, seed):
+    return os.path.join(results_dir, experiment, row, "seed%d" % seed)
+
+
+def git_commit():
+    """``(commit, dirty)`` of the work tree, or ``(None, None)`` outside git."""
+    try:
+        commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=ROOT, stderr=subprocess.DEVNULL,
+                                         text=True).strip()
+        status = subprocess.check_output(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                         stderr=subprocess.DEVNULL, text=True)
+        return commit, bool(status.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+
+
+def machine():
+    """What the run ran on: CPU model, cores, OS, Python."""
+    model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    return {"cpu": model, "cores": cores, "os": platform.platform(), "python": platform.python_version()}
+
+
+def _train_argv(row, seed, run_dir, data_file):
+    head, name = os.path.split(run_dir)
+    argv = [os.path.join("tools", "train.py"), "-c", row["config"]]
+    for o in list(row["overrides"]) + ["Global.seed=%d" % seed, "Global.output_dir=%s" % head,
+                                       "Global.run_name=%s" % name, "Global.use_visualdl=false"]:
+        argv += ["-o", o]
+    if data_file:
+        argv += ["-o", "DataLoader.*.dataset.data_file=%s" % data_file]
+    return argv
+
+
+def _torch_argv(row, seed, run_dir, data_file):
+    if not data_file:
+        raise ConfigError("a PyTorch row needs the CIFAR archive: pass --data PATH")
+    return ([os.path.join("scripts", "torch_reference.py"), "--train"] + [str(a) for a in row["torch"]]
+            + ["--seed", str(seed), "--data", data_file, "--out", run_dir])
+
+
+def _finished(run_dir, row):
+    """A PyTorch run writes test.json at its end; a ppresvar run has as many
+    lines in metrics.jsonl as its resolved config has epochs."""
+    if "torch" in row:
+        return os.path.isfile(os.path.join(run_dir, "test.json"))
+    cfg_path, metrics_path = os.path.join(run_dir, "config.yaml"), os.path.join(run_dir, "metrics.jsonl")
+    if not (os.path.isfile(cfg_path) and os.path.isfile(metrics_path)):
+        return False
+    with open(cfg_path, encoding="utf-8") as f:
+        epochs = (yaml.safe_load(f) or {}).get("Global", {}).get("epochs")
+    metrics = _read_jsonl(metrics_path)
+    return bool(metrics) and epochs is not None and metrics[-1]["epoch"] >= epochs
+
+
+def plan(manifest, experiment, rows, runs_dir, results_dir, data_file=None, seeds=None):
+    """What to do for each (row, seed): ``done`` (in results/), ``collect``
+    (trained, not yet kept), ``resume`` or ``train``, with the command."""
+    if experiment not in manifest:
+        raise ConfigError("unknown experiment %r: choose from %s" % (experiment, ", ".join(manifest)))
+    exp = manifest[experiment]
+    rows = rows or list(exp["rows"])
+    for r in rows:
+        if r not in exp["rows"]:
+            raise ConfigError("experiment %s has no row %r: choose from %s" % (experiment, r, ", ".join(exp["rows"])))
+    steps = []
+    for r in rows:
+        row = exp["rows"][r]
+        for seed in (seeds if seeds is not None else row["seeds"]):
+            run_dir = run_dir_of(runs_dir, experiment, r, seed)
+            result_dir = result_dir_of(results_dir, experiment, r, seed)
+            step = {"experiment": experiment, "row": r, "seed": seed, "run_dir": run_dir, "result_dir": result_dir,
+                    "framework": "torch" if "torch" in row else "ppresvar", "spec": row}
+            if os.path.isfile(os.path.join(result_dir, "run.json")):
+                step["action"] = "done"
+            elif _finished(run_dir, row):
+                step["action"] = "collect"
+            elif "torch" in row:
+                step["action"] = "resume" if os.path.isfile(os.path.join(run_dir, "last.pt")) else "train"
+                step["argv"] = _torch_argv(row, seed, run_dir, data_file)
+            elif os.path.isfile(os.path.join(run_dir, "checkpoints", "last.pdckpt")):
+                step["action"] = "resume"
+                step["argv"] = [os.path.join("tools", "train.py"), "--resume", run_dir]
+            else:
+                step["action"] = "train"
+                step["argv"] = _train_argv(row, seed, run_dir, data_file)
+            steps.append(step)
+    return steps
+
+
+def provenance_path(run_dir):
+    """Beside the run directory, not in it: tools/train.py starts a new run
+    only in an empty folder."""
+    return os.path.normpath(run_dir) + ".provenance.json"
+
+
+def write_provenance(run_dir, step, python):
+    """``<run dir>.provenance.json`` at the run's first start: the commit, the
+    machine and the command that started it."""
+    path = provenance_path(run_dir)
+    if os.path.exists(path):
+        return
+    commit, dirty = git_commit()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"commit": commit, "dirty": dirty, "machine": machine(),
+                   "started": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "command": " ".join(["python"] + step["argv"]), "python": python}, f, indent=1)
+
+
+def run_step(step, python, torch_python=None, log=print):
+    """Train (or resume) one (row, seed); returns the exit code."""
+    exe = torch_python if step["framework"] == "torch" else python
+    if step["framework"] == "torch" and not torch_python:
+        raise ConfigError("row %s runs PyTorch: pass --torch-python PY (a venv with torch==2.13.0)" % step["row"])
+    write_provenance(step["run_dir"], step, exe)
+    log("%s %s/%s seed %d: %s" % (step["action"], step["experiment"], step["row"], step["seed"],
+                                  " ".join(["python"] + step["argv"])))
+    return subprocess.call([exe] + step["argv"], cwd=ROOT)
+
+
+def _eval(python, checkpoint):
+    out = subprocess.run([python, os.path.join("tools", "eval.py"), "-o", "Global.pretrained_model=%s" % checkpoint],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        raise DataError("evaluating %s failed: %s" % (checkpoint, (out.stderr.strip().splitlines() or ["?"])[-1]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def collect(step, python, log=print):
+    """Evaluate a finished run on the test split and copy its small files
+    into ``results/``; returns the result directory."""
+    from .engine.logger import plot_curves
+
+    run_dir, out = step["run_dir"], step["result_dir"]
+    row = step["spec"]
+    metrics = _read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+    if step["framework"] == "torch":
+        with open(os.path.join(run_dir, "test.json")) as f:
+            test = {"last": json.load(f)}
+        config = {"framework": "PyTorch reference (scripts/torch_reference.py --train)",
+                  "arguments": [str(a) for a in row["torch"]] + ["--seed", str(step["seed"])]}
+    else:
+        test = {"last": _eval(python, os.path.join(run_dir, "checkpoints", "last.pdckpt"))}
+        best = os.path.join(run_dir, "checkpoints", "best.pdckpt")
+        if os.path.isfile(best):
+            test["best"] = _eval(python, best)
+        with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+    prov = {}
+    if os.path.isfile(provenance_path(run_dir)):
+        with open(provenance_path(run_dir)) as f:
+            prov = json.load(f)
+    tmp = out + ".part"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    with open(os.path.join(tmp, "config.yaml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    shutil.copyfile(os.path.join(run_dir, "metrics.jsonl"), os.path.join(tmp, "metrics.jsonl"))
+    with open(os.path.join(tmp, "test.json"), "w") as f:
+        json.dump(test, f, indent=1)
+    plot_curves(metrics, os.path.join(tmp, "curves.png"))
+    run = {
+        "experiment": step["experiment"], "row": step["row"], "seed": step["seed"], "framework": step["framework"],
+        "budget": row["budget"], "epochs": len(metrics),
+        "train_time_s": round(sum(m.get("epoch_time_s") or 0 for m in metrics), 1),
+        "commit": prov.get("commit"), "dirty": prov.get("dirty"), "machine": prov.get("machine") or machine(),
+        "started": prov.get("started"), "command": prov.get("command"), "note": prov.get("note"),
+        "versions": _versions(step["framework"], test["last"]),
+    }
+    with open(os.path.join(tmp, "run.json"), "w") as f:
+        json.dump(run, f, indent=1)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    os.replace(tmp, out)
+    log("kept %s: test top-1 %.2f%%" % (os.path.relpath(out, ROOT), 100 * test["last"]["top1"]))
+    return out
+
+
+def _versions(framework, test):
+    if framework == "torch":
+        return {"torch": test.get("torch")}
+    import paddle
+
+    return {"paddle": paddle.__version__, "python": platform.python_version()}
+
+
+def python_of_this_process():
+    return sys.executable

@@ -1,0 +1,135 @@
+"""tools/reproduce.py and the ledger: a tiny experiment trained, evaluated
+and kept in a results folder; the ledger written from a fixture results/
+folder (mean, spread, error vs accuracy, rows not yet run, the parity
+verdict); the manifest's checks; the committed ledger is up to date."""
+import json
+import os
+
+import pytest
+import yaml
+
+from cli_helpers import ROOT, run_tool
+from ppresvar import ledger, reproduce
+from ppresvar.errors import ConfigError
+
+TINY = ["Global.cpu_processes=1", "DataLoader.*.dataset.val_size=32", "DataLoader.*.batch_size=32",
+        "Global.iterations=null", "Global.epochs=1", "Optimizer.lr.milestones=[6, 9]"]
+
+
+def write_manifest(path, rows):
+    with open(path, "w") as f:
+        yaml.safe_dump({"tiny": {"title": "Tiny", "seed": None, "metric": "test_top1", "about": "A test.",
+                                 "rows": rows}}, f)
+    return str(path)
+
+
+def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
+    manifest = write_manifest(tmp_path / "m.yaml", {"r20": {
+        "label": "ResNet-20", "config": "configs/resnet20.yaml", "overrides": TINY, "seeds": [0],
+        "budget": "1 epoch", "paper": {"value": 91.25, "source": "a paper"}}})
+    results, runs = str(tmp_path / "results"), str(tmp_path / "runs")
+    args = ["tiny", "--manifest", manifest, "--results", results, "--runs-dir", runs, "--data", archive]
+    r = run_tool("reproduce", args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    kept = os.path.join(results, "tiny", "r20", "seed0")
+    assert sorted(os.listdir(kept)) == ["config.yaml", "curves.png", "metrics.jsonl", "run.json", "test.json"]
+    test = json.load(open(os.path.join(kept, "test.json")))
+    assert test["last"]["split"] == "test" and test["last"]["samples"] == 40 and "best" in test
+    run = json.load(open(os.path.join(kept, "run.json")))
+    assert run["epochs"] == 1 and run["train_time_s"] > 0 and run["machine"]["cores"] >= 1
+    assert "tools/train.py -c configs/resnet20.yaml" in run["command"] and "Global.seed=0" in run["command"]
+    assert len(run["commit"] or "x" * 40) == 40
+    assert os.path.isfile(os.path.join(runs, "tiny", "r20-seed0", "checkpoints", "last.pdckpt"))
+    # the ledger shows what was kept
+    md = ledger.build(reproduce.load_manifest(manifest), results)
+    assert "**%.2f** +- - (n=1)" % (100 * test["last"]["top1"]) in md and "91.25 (a paper)" in md
+    # a second call finds the row done and trains nothing
+    r = run_tool("reproduce", args + ["--dry-run"])
+    assert r.returncode == 0 and r.stdout.split()[0] == "done"
+
+
+def test_a_torch_row_needs_a_torch_python(archive, tmp_path):
+    manifest = write_manifest(tmp_path / "m.yaml", {"t": {
+        "label": "PyTorch", "torch": ["--epochs", "1"], "seeds": [0], "budget": "1 epoch"}})
+    r = run_tool("reproduce", ["tiny", "--manifest", manifest, "--results", str(tmp_path / "r"),
+                               "--runs-dir", str(tmp_path / "runs"), "--data", archive])
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "--torch-python" in r.stderr
+
+
+def fake_run(results, exp, row, seed, top1, commit="a" * 40):
+    d = reproduce.result_dir_of(results, exp, row, seed)
+    os.makedirs(d)
+    json.dump({"last": {"top1": top1, "split": "test"}}, open(os.path.join(d, "test.json"), "w"))
+    json.dump({"train_time_s": 600.0, "commit": commit, "dirty": False, "command": "python tools/train.py -c X",
+               "machine": {"cores": 2, "cpu": "Test CPU"}}, open(os.path.join(d, "run.json"), "w"))
+
+
+def fixture_manifest(tmp_path):
+    path = tmp_path / "m.yaml"
+    with open(path, "w") as f:
+        yaml.safe_dump({
+            "parity": {"title": "Parity", "seed": None, "metric": "test_top1", "about": "Two frameworks.", "rows": {
+                "a": {"label": "A", "config": "configs/resnet20.yaml", "seeds": [0, 1], "budget": "2 epochs"},
+                "b": {"label": "B", "torch": [], "seeds": [0, 1], "budget": "2 epochs"}}},
+            "err": {"title": "Errors", "seed": "001", "metric": "test_error", "about": "Error rates.", "rows": {
+                "r20": {"label": "R20", "config": "configs/resnet20.yaml", "seeds": [0], "budget": "64k",
+                        "paper": {"value": 8.75, "source": "He"}},
+                "r56": {"label": "R56", "config": "configs/resnet56.yaml", "seeds": [0], "budget": "64k",
+                        "estimate": "about 7 h"}}}}, f)
+    return reproduce.load_manifest(str(path))
+
+
+def test_ledger_from_fixture_results(tmp_path):
+    manifest, results = fixture_manifest(tmp_path), str(tmp_path / "results")
+    fake_run(results, "parity", "a", 0, 0.90)
+    fake_run(results, "parity", "a", 1, 0.92)
+    fake_run(results, "parity", "b", 0, 0.905)
+    fake_run(results, "parity", "b", 1, 0.915)
+    fake_run(results, "err", "r20", 0, 0.9125)
+    md = ledger.build(manifest, results)
+    assert "| A | 2 epochs | - | - | **91.00** +- 1.41 (n=2) | 0: 90.00, 1: 92.00 | 10 min, 10 min |" in md
+    assert "**91.00** +- 0.71 (n=2)" in md
+    # the means agree (gap 0.00) within the larger range (2.00 points)
+    assert "differ by 0.00 points; the larger seed-to-seed range is 2.00 points: **within the spread**" in md
+    assert "| R20 | 64k | 8.75 (He) | - | **8.75** +- - (n=1) |" in md  # error = 100 - top-1
+    assert "| R56 | 64k | - | - | not yet run; estimated about 7 h on this machine |" in md
+    assert "2 cores, Test CPU" in md and "`aaaaaaa`" in md
+    # a gap larger than the spread is called so
+    other = str(tmp_path / "other")
+    for row, seed, top1 in (("a", 0, 0.900), ("a", 1, 0.902), ("b", 0, 0.910), ("b", 1, 0.911)):
+        fake_run(other, "parity", row, seed, top1)
+    assert ("differ by 0.95 points; the larger seed-to-seed range is 0.20 points: **outside the spread**"
+            in ledger.build(manifest, other))
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"label": "x", "config": "c", "torch": [], "seeds": [0], "budget": "b"}, "exactly one of config"),
+    ({"label": "x", "config": "c", "seeds": [0], "budget": "b", "epochs": 3}, "unknown keys"),
+    ({"label": "x", "config": "c", "seeds": [0]}, "has no budget"),
+    ({"label": "x", "config": "c", "seeds": ["a"], "budget": "b"}, "seeds must be"),
+    ({"label": "x", "config": "c", "seeds": [0], "budget": "b", "paper": 8.75}, "paper must be"),
+])
+def test_manifest_errors(tmp_path, row, message):
+    path = write_manifest(tmp_path / "m.yaml", {"r": row})
+    with pytest.raises(ConfigError, match=message):
+        reproduce.load_manifest(path)
+
+
+def test_unknown_experiment_and_row():
+    m = reproduce.load_manifest()
+    with pytest.raises(ConfigError, match="unknown experiment 'parit'"):
+        reproduce.plan(m, "parit", None, "/tmp/r", "/tmp/x")
+    with pytest.raises(ConfigError, match="has no row 'resnet21'"):
+        reproduce.plan(m, "he2015", ["resnet21"], "/tmp/r", "/tmp/x")
+
+
+def test_committed_ledger_is_up_to_date_and_results_hold_no_checkpoints():
+    assert ledger.check(), "docs/reproductions.md is out of date: run python scripts/ledger.py"
+    manifest = reproduce.load_manifest()
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "results")):
+        for f in files:
+            assert f.endswith((".json", ".jsonl", ".yaml", ".png")), os.path.join(dirpath, f)
+        if "run.json" in files:
+            assert sorted(files) == ["config.yaml", "curves.png", "metrics.jsonl", "run.json", "test.json"]
+            rel = os.path.relpath(dirpath, os.path.join(ROOT, "results")).split(os.sep)
+            assert rel[0] in manifest and rel[1] in manifest[rel[0]]["rows"]
