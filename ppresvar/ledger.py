@@ -47,11 +47,14 @@ def collect_rows(manifest, results_dir, experiment):
     rows = []
     for name, spec in exp["rows"].items():
         runs = []
-        folder = os.path.join(results_dir, experiment, name)
+        source_exp, source_row = experiment, name
+        if spec.get("same_as"):
+            source_exp, _, source_row = spec["same_as"].partition("/")
+        folder = os.path.join(results_dir, source_exp, source_row)
         seeds = sorted(int(d[4:]) for d in os.listdir(folder) if d.startswith("seed") and d[4:].isdigit()) \
             if os.path.isdir(folder) else []
         for seed in seeds:
-            d = result_dir_of(results_dir, experiment, name, seed)
+            d = result_dir_of(results_dir, source_exp, source_row, seed)
             if not os.path.isfile(os.path.join(d, "run.json")):
                 continue
             test = _read_json(os.path.join(d, "test.json"))["last"]
@@ -130,6 +133,9 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
     out.append("Command: `python tools/reproduce.py %s` (each row and seed; resumable). Per row:" % experiment)
     out.append("")
     for row in rows:
+        if row["spec"].get("same_as"):
+            out.append("- %s: the runs of %s" % (row["name"], row["spec"]["same_as"]))
+            continue
         cmds = sorted(set(r["run"].get("command") or "" for r in row["runs"]) - {""})
         if not cmds:
             cmds = ["python tools/reproduce.py %s --rows %s" % (experiment, row["name"])]
@@ -179,15 +185,25 @@ def check(manifest=None, results_dir=None, path=LEDGER):
 
 
 def show(experiment, curves=True):
-    """Display an experiment's committed results in a notebook: the table,
-    then each run's curves. Needs no training and no data."""
-    from IPython.display import Image, Markdown, display
+    """Show an experiment's committed results in a notebook (printed
+    elsewhere): the table with budgets and commands, then each run's curves.
+    Needs no training and no data."""
+    from .notebook import show as show_markdown
 
     manifest = load_manifest(MANIFEST)
     results_dir = os.path.join(ROOT, "results")
-    display(Markdown(experiment_markdown(manifest, results_dir, experiment, heading="###")))
-    if curves:
-        for row in collect_rows(manifest, results_dir, experiment):
-            for r in row["runs"]:
-                display(Markdown("**%s, seed %d**" % (row["spec"]["label"], r["seed"])))
-                display(Image(filename=os.path.join(r["dir"], "curves.png")))
+    show_markdown(experiment_markdown(manifest, results_dir, experiment, heading="###"))
+    if not curves:
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+        inline = get_ipython() is not None
+    except ImportError:
+        inline = False
+    for row in collect_rows(manifest, results_dir, experiment):
+        for r in row["runs"]:
+            path = os.path.join(r["dir"], "curves.png")
+            show_markdown("**%s, seed %d** (%s)" % (row["spec"]["label"], r["seed"], _rel(path, ROOT)))
+            if inline:
+                display(Image(filename=path))

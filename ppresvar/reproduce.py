@@ -30,7 +30,8 @@ __all__ = ["load_manifest", "ROOT", "MANIFEST", "run_dir_of", "result_dir_of", "
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(ROOT, "results", "experiments.yaml")
 EXPERIMENT_KEYS = {"title", "seed", "metric", "about", "rows"}
-ROW_KEYS = {"label", "config", "overrides", "torch", "seeds", "budget", "paper", "seed_figure", "estimate"}
+ROW_KEYS = {"label", "config", "overrides", "torch", "seeds", "budget", "paper", "seed_figure", "estimate",
+            "same_as"}
 METRICS = ("test_top1", "test_error")
 
 
@@ -75,6 +76,20 @@ def load_manifest(path=MANIFEST):
                                             and fig.get("source")):
                     raise ConfigError("%s: %s must be {value: number, source: text}" % (rwhere, key))
             row.setdefault("overrides", [])
+    for name, exp in data.items():
+        for rname, row in exp["rows"].items():
+            other = row.get("same_as")
+            if other is None:
+                continue
+            oexp, _, orow = str(other).partition("/")
+            target = data.get(oexp, {}).get("rows", {}).get(orow)
+            if target is None or "same_as" in target:
+                raise ConfigError("%s: experiment %s, row %s: same_as %r names no row that trains (give "
+                                  "experiment/row)" % (path, name, rname, other))
+            if (target.get("config"), target.get("overrides"), target.get("torch")) != (
+                    row.get("config"), row.get("overrides"), row.get("torch")):
+                raise ConfigError("%s: experiment %s, row %s is same_as %s but trains something else: "
+                                  "give both the same config and overrides" % (path, name, rname, other))
     return data
 
 
@@ -166,7 +181,9 @@ def plan(manifest, experiment, rows, runs_dir, results_dir, data_file=None, seed
             result_dir = result_dir_of(results_dir, experiment, r, seed)
             step = {"experiment": experiment, "row": r, "seed": seed, "run_dir": run_dir, "result_dir": result_dir,
                     "framework": "torch" if "torch" in row else "ppresvar", "spec": row}
-            if os.path.isfile(os.path.join(result_dir, "run.json")):
+            if row.get("same_as"):
+                step["action"] = "shared with %s" % row["same_as"]
+            elif os.path.isfile(os.path.join(result_dir, "run.json")):
                 step["action"] = "done"
             elif _finished(run_dir, row):
                 step["action"] = "collect"

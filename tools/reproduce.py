@@ -56,6 +56,8 @@ def main(argv=None):
                 print("%-8s %s/%s seed %d%s" % (step["action"], step["experiment"], step["row"], step["seed"],
                                                "  python " + " ".join(step["argv"]) if "argv" in step else ""))
                 continue
+            if step["action"].startswith("shared"):
+                continue
             if step["action"] in ("train", "resume"):
                 if args.collect_only:
                     continue

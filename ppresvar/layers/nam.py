@@ -7,30 +7,37 @@ features are the H*W positions (statistics over batch and channels), so it is
 built for one spatial size. The sparsity penalty (eq. 4) ``lambda * sum |g|``
 over these BN scales is :func:`nam_sparsity_penalty`, added to the loss by
 the trainer (the seed left it out; the official code adds its subgradient).
+
+``weight_grad``: whether the gradient flows through ``W_gamma``'s
+normalisation (True: as the seed and the formula read) or ``W_gamma`` is
+computed from the scales' values only (False: the authors' code, which reads
+``bn.weight.data``). Either way gamma is trained through the BN itself.
 """
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
 
-def _scale_weights(gamma):
-    g = paddle.abs(gamma)
+def _scale_weights(gamma, grad=True):
+    g = paddle.abs(gamma if grad else gamma.detach())
     return g / paddle.sum(g)
 
 
 class NAMChannel(nn.Layer):
-    def __init__(self, channels):
+    def __init__(self, channels, weight_grad=True):
         super().__init__()
         self.bn = nn.BatchNorm2D(channels)
+        self.weight_grad = weight_grad
 
     def forward(self, x):
-        w = _scale_weights(self.bn.weight).reshape([1, -1, 1, 1])
+        w = _scale_weights(self.bn.weight, self.weight_grad).reshape([1, -1, 1, 1])
         return F.sigmoid(self.bn(x) * w) * x
 
 
 class NAMSpatial(nn.Layer):
-    def __init__(self, spatial_size):
+    def __init__(self, spatial_size, weight_grad=True):
         super().__init__()
+        self.weight_grad = weight_grad
         h, w = spatial_size
         self.hw = int(h) * int(w)
         # (B, C, H*W) read as N, L, C: normalised per position over batch and channels.
@@ -38,20 +45,21 @@ class NAMSpatial(nn.Layer):
 
     def forward(self, x):
         y = paddle.flatten(x, 2)                                  # (B, C, HW)
-        y = self.bn(y) * _scale_weights(self.bn.weight)           # broadcast on HW
+        y = self.bn(y) * _scale_weights(self.bn.weight, self.weight_grad)  # broadcast on HW
         return F.sigmoid(paddle.reshape(y, paddle.shape(x))) * x
 
 
 class NAM(nn.Layer):
     """Channel attention, then (``spatial=True``) pixel attention, as CBAM
-    orders them. ``spatial_size`` (H, W) is needed for the pixel branch."""
+    orders them. ``spatial_size`` (H, W) is needed for the pixel branch;
+    ``weight_grad`` see the module's docstring."""
 
-    def __init__(self, channels, spatial_size=None, spatial=False):
+    def __init__(self, channels, spatial_size=None, spatial=False, weight_grad=True):
         super().__init__()
-        self.channel = NAMChannel(channels)
+        self.channel = NAMChannel(channels, weight_grad)
         if spatial and spatial_size is None:
             raise ValueError("NAM's pixel branch needs spatial_size=(H, W)")
-        self.pixel = NAMSpatial(spatial_size) if spatial else None
+        self.pixel = NAMSpatial(spatial_size, weight_grad) if spatial else None
 
     def forward(self, x):
         x = self.channel(x)

@@ -347,13 +347,17 @@ NAM_PAPER = "Liu et al. 2021, NAM: Normalization-based Attention Module (seed 00
 
 
 @register_model(paper=NAM_PAPER)
-def resnet18_nam(num_classes=10, nam_spatial=False, **kw):
-    return _resnet(18, num_classes, attn_layer=functools.partial(NAM, spatial=nam_spatial), **kw)
+def resnet18_nam(num_classes=10, nam_spatial=False, nam_weight_grad=True, **kw):
+    """``nam_weight_grad=False``: the NAM authors' weights, from the BN scales' values only."""
+    return _resnet(18, num_classes, attn_layer=functools.partial(NAM, spatial=nam_spatial,
+                                                                 weight_grad=nam_weight_grad), **kw)
 
 
 @register_model(paper=NAM_PAPER)
-def resnet50_nam(num_classes=10, nam_spatial=False, **kw):
-    return _resnet(50, num_classes, attn_layer=functools.partial(NAM, spatial=nam_spatial), **kw)
+def resnet50_nam(num_classes=10, nam_spatial=False, nam_weight_grad=True, **kw):
+    """``nam_weight_grad=False``: the NAM authors' weights, from the BN scales' values only."""
+    return _resnet(50, num_classes, attn_layer=functools.partial(NAM, spatial=nam_spatial,
+                                                                 weight_grad=nam_weight_grad), **kw)
 
 
 # Dynamic ReLU at the stem and at both activations of every BasicBlock (seed 004).

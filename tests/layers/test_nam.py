@@ -266,3 +266,76 @@ def test_attention_after_last_bn_of_a_bottleneck():
                 assert isinstance(block, Bottleneck) and not isinstance(block, BasicBlock)
                 _check_block_placement(block, x)
                 x = block(x)
+
+
+# ----------------------------------- the gradient through W_gamma: flow or stop
+
+def np_channel_of(x, gamma, beta, w_gamma):
+    """The channel branch in training mode with its scales ``gamma`` and the
+    weights ``w_gamma`` given apart, so each can be held fixed."""
+    mu, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    c = (slice(None), None, None)
+    bn_x = gamma[c] * (x - mu[c]) / np.sqrt(var[c] + 1e-5) + beta[c]
+    return np_sigmoid(bn_x * w_gamma[c]) * x
+
+
+@pytest.mark.parametrize("weight_grad", [True, False])
+def test_channel_weight_gradient_flows_or_not(weight_grad):
+    """weight_grad=True: d loss / d gamma includes the path through
+    |gamma|/sum|gamma| (the seed, ppresvar's default); False: W_gamma is a
+    constant of the step (the authors' ``.data``), gamma learns through the
+    BN only. Both against central differences of the numpy formula."""
+    np.random.seed(7)
+    x = np.random.randn(4, 5, 3, 3)
+    r = np.random.randn(4, 5, 3, 3)
+    layer = NAMChannel(5, weight_grad=weight_grad)
+    randomize_bn(layer.bn, 5)
+    layer.train()
+    gamma, beta = f64(layer.bn.weight), f64(layer.bn.bias)
+    xt = paddle.to_tensor(x.astype("float32"))
+    loss = paddle.sum(layer(xt) * paddle.to_tensor(r.astype("float32")))
+    loss.backward()
+    got = layer.bn.weight.grad.numpy().astype(np.float64)
+
+    def weights(g):
+        return np.abs(g) / np.abs(g).sum()
+
+    fixed = weights(gamma)
+    want = np.zeros(5)
+    for i in range(5):
+        d = np.zeros(5)
+        d[i] = 1e-6
+        up = np_channel_of(x, gamma + d, beta, weights(gamma + d) if weight_grad else fixed)
+        down = np_channel_of(x, gamma - d, beta, weights(gamma - d) if weight_grad else fixed)
+        want[i] = ((up - down) * r).sum() / 2e-6
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-4)
+    # the forward is the same either way, and the two gradients differ
+    other = NAMChannel(5, weight_grad=not weight_grad)
+    other.set_state_dict(layer.state_dict())
+    other.train()
+    np.testing.assert_allclose(other(xt).numpy(), layer(xt).numpy(), rtol=1e-6)
+    loss2 = paddle.sum(other(xt) * paddle.to_tensor(r.astype("float32")))
+    loss2.backward()
+    assert np.abs(other.bn.weight.grad.numpy() - got).max() > 1e-3
+
+
+def test_pixel_branch_and_models_take_the_option():
+    """The pixel branch: the same output either way; without the weight path
+    its scales' gradient is that of the BN alone, which differs."""
+    paddle.seed(3)
+    x = paddle.randn([2, 3, 2, 2])
+    grads, outs = [], []
+    for flag in (True, False):
+        layer = NAMSpatial((2, 2), weight_grad=flag)
+        layer.bn.weight.set_value(np.array([0.5, -1.5, 2.0, 1.0], "float32"))
+        out = layer(x)
+        paddle.sum(out * paddle.arange(24, dtype="float32").reshape([2, 3, 2, 2])).backward()
+        outs.append(out.numpy())
+        grads.append(layer.bn.weight.grad.numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-6)
+    assert np.abs(grads[0] - grads[1]).max() > 1e-3
+    for name in ("resnet18_nam", "resnet50_nam"):
+        model = ppresvar.create_model(name, nam_weight_grad=False)
+        flags = [m.weight_grad for m in model.sublayers() if isinstance(m, NAMChannel)]
+        assert flags and not any(flags)
+        assert all(m.weight_grad for m in ppresvar.create_model(name).sublayers() if isinstance(m, NAMChannel))

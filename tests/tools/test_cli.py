@@ -191,3 +191,23 @@ def test_data_parallel_on_cpu(archive, tmp_path):
     assert result["samples"] == 32
     assert result["top1"] == pytest.approx(logged[0]["val_top1"]) and \
         result["loss"] == pytest.approx(logged[0]["val_loss"], rel=1e-5)
+
+
+def test_seeds_trains_each_seed_and_reports_mean_and_spread(archive, tmp_path):
+    out = str(tmp_path / "runs")
+    args = cifar_args(archive, out, "r20", epochs=1) + ["-o", "Global.seed=5", "--seeds", "2"]
+    r = run_tool("train", args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    best = []
+    for seed in (5, 6):
+        records = [json.loads(line) for line in open(os.path.join(out, "r20-seed%d" % seed, "metrics.jsonl"))]
+        cfg = yaml.safe_load(open(os.path.join(out, "r20-seed%d" % seed, "config.yaml")))
+        assert cfg["Global"]["seed"] == seed and len(records) == 1
+        best.append(records[0]["val_top1"])
+    summary = json.load(open(os.path.join(out, "r20-seeds.json")))
+    assert summary["mean"] == pytest.approx(sum(best) / 2)
+    assert summary["std"] == pytest.approx(abs(best[0] - best[1]) / 2 ** 0.5)
+    assert "2 seeds: best val_top1 mean %.4g" % (100 * sum(best) / 2) in r.stdout
+    # --seeds starts new runs: with --resume it is refused in one line
+    r = run_tool("train", ["--resume", os.path.join(out, "r20-seed5"), "--seeds", "2"])
+    assert r.returncode == 2 and r.stderr.startswith("error: --seeds starts new runs")

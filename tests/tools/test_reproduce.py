@@ -75,7 +75,9 @@ def fixture_manifest(tmp_path):
                 "r20": {"label": "R20", "config": "configs/resnet20.yaml", "seeds": [0], "budget": "64k",
                         "paper": {"value": 8.75, "source": "He"}},
                 "r56": {"label": "R56", "config": "configs/resnet56.yaml", "seeds": [0], "budget": "64k",
-                        "estimate": "about 7 h"}}}}, f)
+                        "estimate": "about 7 h"},
+                "again": {"label": "R20 again", "same_as": "err/r20", "config": "configs/resnet20.yaml",
+                          "seeds": [0], "budget": "64k"}}}}, f)
     return reproduce.load_manifest(str(path))
 
 
@@ -94,6 +96,8 @@ def test_ledger_from_fixture_results(tmp_path):
     assert "| R20 | 64k | 8.75 (He) | - | **8.75** +- - (n=1) |" in md  # error = 100 - top-1
     assert "| R56 | 64k | - | - | not yet run; estimated about 7 h on this machine |" in md
     assert "2 cores, Test CPU" in md and "`aaaaaaa`" in md
+    assert "| R20 again | 64k | - | - | **8.75** +- - (n=1) |" in md and "- again: the runs of err/r20" in md
+    assert reproduce.plan(manifest, "err", ["again"], "/tmp/r", results)[0]["action"] == "shared with err/r20"
     # a gap larger than the spread is called so
     other = str(tmp_path / "other")
     for row, seed, top1 in (("a", 0, 0.900), ("a", 1, 0.902), ("b", 0, 0.910), ("b", 1, 0.911)):
@@ -108,9 +112,12 @@ def test_ledger_from_fixture_results(tmp_path):
     ({"label": "x", "config": "c", "seeds": [0]}, "has no budget"),
     ({"label": "x", "config": "c", "seeds": ["a"], "budget": "b"}, "seeds must be"),
     ({"label": "x", "config": "c", "seeds": [0], "budget": "b", "paper": 8.75}, "paper must be"),
+    ({"label": "x", "config": "c", "seeds": [0], "budget": "b", "same_as": "tiny/none"}, "names no row"),
+    ({"label": "x", "config": "d", "seeds": [0], "budget": "b", "same_as": "tiny/ok"}, "trains something else"),
 ])
 def test_manifest_errors(tmp_path, row, message):
-    path = write_manifest(tmp_path / "m.yaml", {"r": row})
+    path = write_manifest(tmp_path / "m.yaml", {"r": row, "ok": {"label": "y", "config": "c", "seeds": [0],
+                                                                  "budget": "b"}})
     with pytest.raises(ConfigError, match=message):
         reproduce.load_manifest(path)
 
