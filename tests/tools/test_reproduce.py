@@ -16,6 +16,14 @@ TINY = ["Global.cpu_processes=1", "DataLoader.*.dataset.val_size=32", "DataLoade
         "Global.iterations=null", "Global.epochs=1", "Optimizer.lr.milestones=[6, 9]"]
 
 
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_manifest(path, rows):
     with open(path, "w") as f:
         yaml.safe_dump({"tiny": {"title": "Tiny", "seed": None, "metric": "test_top1", "about": "A test.",
@@ -32,7 +40,11 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     r = run_tool("reproduce", args)
     assert r.returncode == 0, r.stderr[-2000:]
     kept = os.path.join(results, "tiny", "r20", "seed0")
-    assert sorted(os.listdir(kept)) == ["config.yaml", "curves.png", "metrics.jsonl", "run.json", "test.json"]
+    # curves.png is drawn only where matplotlib is installed (the paddle 2.6 CI leg has none)
+    expected = ["config.yaml", "metrics.jsonl", "run.json", "test.json"]
+    if _has_matplotlib():
+        expected.append("curves.png")
+    assert sorted(os.listdir(kept)) == sorted(expected)
     test = json.load(open(os.path.join(kept, "test.json")))
     assert test["last"]["split"] == "test" and test["last"]["samples"] == 40 and "best" in test
     run = json.load(open(os.path.join(kept, "run.json")))
