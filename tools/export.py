@@ -31,10 +31,13 @@ def main(argv=None):
 
     def go():
         from ppresvar import export as E
+        from ppresvar.engine.runlock import FolderLock
 
         cfg = load_config_from_args(args)  # without -c: the config saved in the checkpoint
-        paths, parity = E.export_from_config(cfg, args.output, onnx=args.onnx, check=not args.no_check,
-                                             use_ema=not args.no_ema)
+        # one writer per export folder: a second export into it is refused with one line
+        with FolderLock(args.output, "export folder", "wait for that export to end"):
+            paths, parity = E.export_from_config(cfg, args.output, onnx=args.onnx, check=not args.no_check,
+                                                 use_ema=not args.no_ema)
         print("exported %s to %s" % (cfg["Arch"]["name"], args.output))
         for key in ("program", "params", "preprocess", "safetensors", "onnx"):
             if paths.get(key):

@@ -39,12 +39,20 @@ def main(argv=None):
             return train_seeds(args, argv)
         from ppresvar.engine import launch
         from ppresvar.engine.checkpoint import load_checkpoint
-        from ppresvar.engine.trainer import device_of, resolve_resume_path, train
+        from ppresvar.engine.trainer import device_of, resolve_resume_path, starts_over, train
 
-        state = load_checkpoint(resolve_resume_path(args.resume)) if args.resume else None
+        state = None
+        if starts_over(args.resume):  # killed before its first checkpoint: its saved config
+            args.config = args.config or os.path.join(args.resume, "config.yaml")
+        elif args.resume:
+            state = load_checkpoint(resolve_resume_path(args.resume))
         cfg = load_config_from_args(args, state)
         processes = launch.processes_for(cfg, device_of(cfg))
         if processes > 1:
+            if args.resume:  # refuse a run directory in use before starting the ranks
+                from ppresvar.engine.trainer import lock_run_dir, run_dir_of
+
+                lock_run_dir(run_dir_of(resolve_resume_path(args.resume))).release()
             sys.exit(launch.relaunch(processes, os.path.abspath(__file__), argv))
         name = os.path.splitext(os.path.basename(args.config))[0] if args.config else None
         summary = train(cfg, resume=args.resume, config_name=name, resume_state=state)

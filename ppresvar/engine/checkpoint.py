@@ -7,8 +7,10 @@ or None), ``epoch`` (epochs completed), ``step`` (optimizer steps),
 ``best_metric``, ``best_epoch``, ``rng`` (Python, NumPy and paddle states),
 ``config`` (the resolved config), ``arch`` (the model name) and
 ``format_version``. Writing goes to a temporary file in the same folder,
-then ``os.replace``: a crash mid-write leaves the previous file intact.
+then ``os.replace``: a crash mid-write leaves the previous file intact, and
+a write that fails (a full disk) stops with one line saying so.
 """
+import errno
 import io
 import os
 import random
@@ -17,11 +19,14 @@ import numpy as np
 import paddle
 
 from ..errors import CheckpointError
+from . import faults
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "save_checkpoints", "load_checkpoint", "load_weights",
-           "optimizer_state", "load_optimizer_state", "rng_state", "set_rng_state", "serialize"]
+           "optimizer_state", "load_optimizer_state", "rng_state", "set_rng_state", "serialize",
+           "remove_stale_temporaries", "TMP_PREFIX"]
 
 FORMAT_VERSION = 1
+TMP_PREFIX = ".partial-"  # a checkpoint being written: <folder>/.partial-<name>.<pid>
 
 
 def serialize(state):
@@ -30,35 +35,63 @@ def serialize(state):
     return buf.getvalue()
 
 
-def _write_atomic(path, blob):
+def _write_atomic(path, blob, epoch=None):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
+    tmp = os.path.join(folder, "%s%s.%d" % (TMP_PREFIX, os.path.basename(path), os.getpid()))
+    tag = os.path.splitext(os.path.basename(path))[0]
     try:
         with open(tmp, "wb") as f:
-            f.write(blob)
+            half = len(blob) // 2
+            f.write(blob[:half])
+            f.flush()
+            faults.point("ckpt-write", epoch, tag)
+            f.write(blob[half:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        kept = "the previous %s is intact" % os.path.basename(path) if os.path.isfile(path) else \
+            "no earlier %s existed" % os.path.basename(path)
+        raise CheckpointError("cannot write checkpoint %s (%s); %s. %s, then continue with --resume %s"
+                              % (path, e.strerror or e, kept,
+                                 "Free some disk space" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+                                 else "Fix the folder (permissions, space)", os.path.dirname(folder)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    faults.point("ckpt-written", epoch, tag)
+
+
+def remove_stale_temporaries(folder):
+    """Delete the partial files a killed process left in ``folder`` (call
+    it holding the run's lock: no other writer can be using them)."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.startswith(TMP_PREFIX):
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
 
 
 def save_checkpoint(path, state):
     """Write ``state`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    state = dict(state)
-    state.setdefault("format_version", FORMAT_VERSION)
-    _write_atomic(path, serialize(state))
+    save_checkpoints([path], state)
 
 
 def save_checkpoints(paths, state):
-    """Serialise once, write to every path in ``paths`` (e.g. last and best)."""
+    """Serialise once, write to every path in ``paths`` in turn, each
+    atomically. The trainer passes best before last: a kill between them
+    leaves last at the previous epoch, so the resume redoes this epoch and
+    rewrites best; the other order would leave a last that believes in a
+    best file never written."""
     state = dict(state)
     state.setdefault("format_version", FORMAT_VERSION)
     blob = serialize(state)
     for path in paths:
-        _write_atomic(path, blob)
+        _write_atomic(path, blob, state.get("epoch"))
 
 
 def load_checkpoint(path):

@@ -41,16 +41,20 @@ def load_config_from_args(args, fallback_state=None):
 
 
 def run_tool(main, debug=False):
-    """Run ``main()``; map user errors to one line on stderr and exit code 2."""
+    """Run ``main()``; map user errors to one line on stderr and exit code 2.
+    In a rank that :func:`ppresvar.engine.launch.relaunch` started, a failure
+    is also recorded for the launching process to report (launch.FAILURE_ENV)."""
     from ..errors import UserError
     from ..registry import UnknownModelError
+    from .launch import record_failure
 
     try:
         return main()
     except (UserError, UnknownModelError) as e:
+        message = " ".join(str(e).split())
+        record_failure(e, message, user=True)
         if debug:
             raise
-        message = " ".join(str(e).split())
         sys.stderr.write("error: %s\n" % message)
         sys.exit(2)
     except KeyboardInterrupt:
@@ -58,3 +62,6 @@ def run_tool(main, debug=False):
             raise
         sys.stderr.write("interrupted: the last checkpoint written is kept; continue with --resume\n")
         sys.exit(130)
+    except Exception as e:  # a bug: keeps its traceback
+        record_failure(e, "%s: %s" % (type(e).__name__, " ".join(str(e).split())), user=False)
+        raise

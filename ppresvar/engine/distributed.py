@@ -9,7 +9,7 @@ import os
 
 import paddle
 
-__all__ = ["world_size", "rank", "is_main", "init", "all_reduce_sum", "average_buffers", "barrier"]
+__all__ = ["world_size", "rank", "is_main", "init", "all_reduce_sum", "gather_floats", "average_buffers", "barrier"]
 
 
 def world_size():
@@ -42,6 +42,15 @@ def all_reduce_sum(values):
     t = paddle.to_tensor(list(values), dtype="float64")
     paddle.distributed.all_reduce(t)
     return [float(v) for v in t.numpy()]
+
+
+def gather_floats(value):
+    """Every rank's ``value``, as a list indexed by rank (on every rank)."""
+    if world_size() <= 1:
+        return [float(value)]
+    values = [0.0] * world_size()
+    values[rank()] = float(value)
+    return all_reduce_sum(values)
 
 
 def average_buffers(model, extra_states=()):

@@ -8,7 +8,7 @@ import contextlib
 import paddle
 
 from ..errors import ConfigError
-from . import distributed
+from . import distributed, faults
 from .checkpoint import load_weights
 from .losses import soft_cross_entropy
 from .metrics import MetricSums, topk_correct
@@ -29,16 +29,19 @@ def autocast(enabled, level="O1"):
 
 
 @paddle.no_grad()
-def evaluate(model, loader, topk=(1, 5), amp=False, amp_level="O1"):
-    """:class:`MetricSums` of ``model`` over ``loader`` (summed over ranks)."""
+def evaluate(model, loader, topk=(1, 5), amp=False, amp_level="O1", epoch=None):
+    """:class:`MetricSums` of ``model`` over ``loader`` (summed over ranks).
+    ``epoch``: the training epoch validated (for the test-only kill hook)."""
     was_training = model.training
     model.eval()
     sums = MetricSums(topk)
-    for images, labels in loader:
+    for i, (images, labels) in enumerate(loader):
         with autocast(amp, amp_level):
             logits = model(images)
         loss = soft_cross_entropy(logits, labels)
         sums.update(float(loss), topk_correct(logits, labels, topk), int(labels.shape[0]))
+        if epoch is not None:
+            faults.point("val", epoch, i + 1)
     if was_training:
         model.train()
     return sums.all_reduce()

@@ -35,18 +35,20 @@ from ..data.datasets import check_same_classes
 from ..data.loader import build_loader, derive_seed
 from ..data.mixing import build_batch_transforms
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
-from . import distributed, launch
+from . import distributed, faults, launch
 from .builder import build_model, resolve_num_classes
 from .checkpoint import (load_checkpoint, load_optimizer_state, load_weights, optimizer_state, rng_state,
-                         save_checkpoints, set_rng_state)
+                         remove_stale_temporaries, save_checkpoints, set_rng_state)
 from .config import save_config
 from .evaluator import autocast, eval_topk, evaluate
 from .logger import Progress, RunWriter, format_duration, get_logger, read_metrics
 from .losses import TrainLoss, to_soft_targets
 from .metrics import MetricSums, topk_correct
 from .optim import ModelEMA, build_lr_scheduler, build_optimizer, swap_weights
+from .runlock import FolderLock
 
-__all__ = ["train", "Trainer", "setup_device", "device_of", "seed_everything", "resolve_resume_path", "new_run_dir"]
+__all__ = ["train", "Trainer", "setup_device", "device_of", "seed_everything", "resolve_resume_path", "new_run_dir",
+           "run_dir_of", "lock_run_dir", "starts_over"]
 
 
 def seed_everything(seed):
@@ -118,7 +120,21 @@ def resolve_resume_path(path):
     return path
 
 
-def _run_dir_of(ckpt_path):
+def lock_run_dir(run_dir):
+    """Hold ``run_dir`` for this process (see ``runlock``): a second process
+    on a run directory in use is refused with one line."""
+    return FolderLock(run_dir, "run directory", "wait for it to end or stop it (its checkpoints are kept) "
+                      "and resume then; a new run needs no --resume").acquire()
+
+
+def starts_over(resume):
+    """``--resume RUN`` of a run killed before its first checkpoint: its
+    directory has the config but no checkpoint, so it starts over there."""
+    return bool(resume and os.path.isdir(resume) and os.path.isfile(os.path.join(resume, "config.yaml"))
+                and not os.path.isfile(resolve_resume_path(resume)))
+
+
+def run_dir_of(ckpt_path):
     folder = os.path.dirname(os.path.abspath(ckpt_path))
     return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
 
@@ -162,6 +178,7 @@ class Trainer(object):
                            "DataLoader.Eval")
         self.mixer = build_batch_transforms(loaders["Train"]["batch_transforms"])
         self.iters_per_epoch = len(self.train_sampler)
+        self.global_batch = launch.split_batch(cfg, self.world)["batch_size"] * self.world
         if self.iters_per_epoch == 0:
             raise DataError("DataLoader.Train has %d images, fewer than one batch of %d (drop_last is on)"
                             % (len(self.train_set), loaders["Train"]["batch_size"]))
@@ -188,6 +205,8 @@ class Trainer(object):
                 self.model, self.optimizer = paddle.amp.decorate(models=self.model, optimizers=self.optimizer,
                                                                  level="O2")
         self.epoch, self.step = 0, 0
+        self.at = (1, 0)  # (epoch, iteration in it) being trained, for error messages
+        self._resume_note = None
         self.best_metric, self.best_epoch = None, None
         if resume_state is not None:
             self._restore(resume_state, resume_path)
@@ -199,6 +218,10 @@ class Trainer(object):
             g["run_name"] = os.path.basename(run_dir)
         self.run_dir = run_dir
         self.ckpt_dir = os.path.join(run_dir, "checkpoints")
+        # one writer per run directory (rank 0 writes; a second process on it is refused)
+        self.lock = lock_run_dir(run_dir) if self.main else None
+        if self.main:
+            remove_stale_temporaries(self.ckpt_dir)  # what a process killed mid-write left
         self.log = get_logger(os.path.join(run_dir, "train.log") if self.main else None, quiet=not self.main)
         self.writer = RunWriter(run_dir, g["use_visualdl"], g["plot_curves"], self.log) if self.main else None
 
@@ -220,8 +243,30 @@ class Trainer(object):
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self._check_resume_setup(state, path)
         self.best_metric, self.best_epoch = state.get("best_metric"), state.get("best_epoch")
         set_rng_state(state.get("rng"))
+
+    def _check_resume_setup(self, state, path):
+        """A run resumed on another number of processes continues when the
+        global batch (and so the iterations per epoch and the schedule) is
+        the same; it is refused when they changed."""
+        world, batch = state.get("world"), state.get("global_batch")  # None: an older checkpoint
+        expected = min(self.epoch * self.iters_per_epoch, self.total_iters)
+        if (batch is not None and batch != self.global_batch) or self.step != expected:
+            was = ("a global batch of %d (%d process%s)" % (batch, world, "es" if world > 1 else "")
+                   if batch else "another batch size")
+            raise ConfigError(
+                "%s was trained with %s, %d iterations in %d epochs; this setup has a global batch of %d "
+                "(%d process%s) and %d iterations per epoch: resume it as it was trained (the self-launched "
+                "CPU processes keep the global batch, a hand-started launcher multiplies it)"
+                % (path, was, self.step, self.epoch, self.global_batch, self.world, "es" if self.world > 1 else "",
+                   self.iters_per_epoch))
+        if world is not None and world != self.world:
+            self._resume_note = ("resumed on %d process%s, the run trained on %d: the same global batch (%d) "
+                                 "and schedule; batch-norm statistics and random draws are now per process, "
+                                 "so the epochs from here differ from an uninterrupted run's" % (
+                                     self.world, "es" if self.world > 1 else "", world, self.global_batch))
 
     def state(self):
         return {
@@ -235,6 +280,8 @@ class Trainer(object):
             "best_metric": self.best_metric,
             "best_epoch": self.best_epoch,
             "rng": rng_state(),
+            "world": self.world,
+            "global_batch": self.global_batch,
             "config": self.cfg,
             "arch": self.cfg["Arch"]["name"],
         }
@@ -242,13 +289,30 @@ class Trainer(object):
     # ------------------------------------------------------------- loop
     def fit(self):
         best_key = self.cfg["Metric"]["best"]
-        self._banner()
-        if self.main:
-            save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
-            self.writer.truncate(self.epoch)
-        with kernels.use(self.kernels == "onednn"):
-            self._loop(best_key)
-        return self._finish()
+        try:
+            self._banner()
+            if self.main:
+                save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
+                self.writer.truncate(self.epoch)
+            with kernels.use(self.kernels == "onednn"):
+                self._loop(best_key)
+            return self._finish()
+        except BaseException as e:
+            # where it happened, for the launcher's report of a failed rank (cli.run_tool)
+            if getattr(e, "ppresvar_where", None) is None:
+                try:
+                    e.ppresvar_where = "epoch %d, iteration %d" % self.at
+                except Exception:
+                    pass
+            raise
+        finally:
+            self.close()
+
+    def close(self):
+        """Release the run directory (the process's end releases it too)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def _loop(self, best_key):
         while self.epoch < self.epochs and self.step < self.total_iters:
@@ -258,7 +322,7 @@ class Trainer(object):
             train = self.train_epoch(epoch)
             distributed.average_buffers(self.model, [self.ema.state if self.ema else None])
             with swap_weights(self.model, self.ema.state if (self.ema and self.cfg["EMA"]["eval_ema"]) else None):
-                val = evaluate(self.model, self.val_loader, self.topk, self.amp, self.amp_level)
+                val = evaluate(self.model, self.val_loader, self.topk, self.amp, self.amp_level, epoch=epoch)
             if self.unit == "epoch":
                 self.scheduler.step()
             self.epoch = epoch
@@ -275,10 +339,9 @@ class Trainer(object):
                 self.best_metric, self.best_epoch = record[best_key], epoch
             if self.main:
                 self.writer.epoch(record)
-                paths = [os.path.join(self.ckpt_dir, "last.pdckpt")]
-                if improved:
-                    paths.append(os.path.join(self.ckpt_dir, "best.pdckpt"))
-                save_checkpoints(paths, self.state())
+                faults.point("logged", epoch)
+                paths = [os.path.join(self.ckpt_dir, "best.pdckpt")] if improved else []
+                save_checkpoints(paths + [os.path.join(self.ckpt_dir, "last.pdckpt")], self.state())
                 self._epoch_line(record, improved)
             distributed.barrier()
 
@@ -296,9 +359,8 @@ class Trainer(object):
                 break
             t0 = time.time()
             lr = self.optimizer.get_lr()
+            self.at = (epoch, i + 1)
             loss_value, hits, n = self.train_step(images, labels, mix_rng)
-            if not math.isfinite(loss_value):
-                raise self._nan_error(epoch, i + 1, loss_value)
             sums.update(loss_value, hits, n)
             compute += time.time() - t0
             i += 1
@@ -309,7 +371,8 @@ class Trainer(object):
                 "images_per_s": sums.count / compute if compute > 0 else None}
 
     def train_step(self, images, labels, mix_rng):
-        """One optimizer step; returns ``(loss as float, [top-1 hits], batch size)``."""
+        """One optimizer step; returns ``(loss as float, [top-1 hits], batch size)``.
+        A loss that is not finite on any rank raises TrainingError on every rank."""
         targets = to_soft_targets(labels, self.num_classes)
         if self.mixer is not None:
             images, targets = self.mixer(images, targets, mix_rng)
@@ -317,9 +380,14 @@ class Trainer(object):
         with autocast(self.amp, self.amp_level):
             logits = self.net(images)
         loss = self.loss_fn(logits, targets, self.model)
-        loss_value = float(loss)
-        if not math.isfinite(loss_value):
-            return loss_value, [0], int(labels.shape[0])
+        if faults.point("loss", self.step + 1):
+            loss = loss * float("nan")
+        # every rank learns every rank's loss before the gradient all-reduce, so a
+        # NaN on one rank stops them all at the same step (not the others waiting)
+        losses = distributed.gather_floats(float(loss))
+        if not all(math.isfinite(v) for v in losses):
+            raise self._nan_error(self.at[0], self.at[1], losses)
+        loss_value = losses[self.rank]
         if self.scaler is not None:
             scaled = self.scaler.scale(loss)
             scaled.backward()
@@ -333,15 +401,18 @@ class Trainer(object):
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
+        faults.point("step", self.step)
         return loss_value, topk_correct(logits.detach(), labels, (1,)), int(labels.shape[0])
 
-    def _nan_error(self, epoch, it, value):
+    def _nan_error(self, epoch, it, losses):
         last = os.path.join(self.ckpt_dir, "last.pdckpt")
         kept = ("the last good checkpoint, %s (epoch %d), is kept" % (last, self.epoch)
                 if self.epoch and os.path.isfile(last) else "no checkpoint had been written yet")
+        bad = ["%s%s" % (v, " on rank %d of %d" % (r, self.world) if self.world > 1 else "")
+               for r, v in enumerate(losses) if not math.isfinite(v)]
         return TrainingError("loss is %s at epoch %d, iteration %d: training stopped; %s. Lower "
                              "Optimizer.lr.learning_rate or set Optimizer.grad_clip, then resume with --resume"
-                             % (value, epoch, it, kept))
+                             % (" and ".join(bad), epoch, it, kept))
 
     # ---------------------------------------------------------- output
     def _banner(self):
@@ -360,6 +431,8 @@ class Trainer(object):
         self.log.info("device %s%s%s; %d epochs, %d iterations; run directory %s" % (
             self.device, threads, ", AMP " + self.amp_level if self.amp else "", self.epochs,
             self.total_iters, self.run_dir))
+        if self._resume_note:
+            self.log.warning(self._resume_note)
         if self.epoch:
             self.log.info("resumed after epoch %d (iteration %d), best %s %s" % (
                 self.epoch, self.step, self.cfg["Metric"]["best"], self.best_metric))
@@ -399,11 +472,15 @@ def train(cfg, resume=None, config_name=None, resume_state=None):
     warnings.filterwarnings("ignore", message="When training, we now always track")  # paddle BN noise
     distributed.init()
     state, path = None, None
+    if resume and starts_over(resume):
+        print("no checkpoint in %s yet (it stopped before the end of its first epoch): starting it over there"
+              % resume)
+        return Trainer(cfg, os.path.abspath(resume)).fit()
     if resume:
         path = resolve_resume_path(resume)
         state = resume_state if resume_state is not None else load_checkpoint(path)
         if "format_version" not in state or "optimizer" not in state:
             raise CheckpointError("%s holds weights only, not a training state: resume needs a "
                                   "last.pdckpt or best.pdckpt written by tools/train.py" % path)
-        return Trainer(cfg, _run_dir_of(path), state, path).fit()
+        return Trainer(cfg, run_dir_of(path), state, path).fit()
     return Trainer(cfg, run_name=cfg["Global"]["run_name"] or config_name).fit()

@@ -1,4 +1,5 @@
 """Checkpoints: atomic writes, clear errors, weights that must fit the model."""
+import errno
 import io
 import os
 import random
@@ -31,20 +32,35 @@ def test_save_is_atomic_and_round_trips(tmp_path):
     np.testing.assert_array_equal(other.fc.weight.numpy(), model.fc.weight.numpy())
 
 
-def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["fsync", "replace"])
+def test_a_full_disk_keeps_the_previous_file(tmp_path, monkeypatch, where):
+    """A write that fails for want of space (simulated where it surfaces:
+    the flush to disk, or the rename) raises one CheckpointError naming the
+    file, the cause and the fix; the previous file is intact, no partial
+    file is left."""
     model = ppresvar.create_model("resnet20")
     path = str(tmp_path / "last.pdckpt")
     ck.save_checkpoint(path, _state(model, epoch=1))
     before = open(path, "rb").read()
 
-    def crash(src, dst):
-        raise OSError("disk full")
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(os, where, full)
+    with pytest.raises(CheckpointError) as e:
         ck.save_checkpoint(path, _state(model, epoch=2))
     monkeypatch.undo()
+    msg = str(e.value)
+    assert path in msg and "No space left on device" in msg and "previous last.pdckpt is intact" in msg
+    assert "Free some disk space" in msg and "--resume %s" % tmp_path.parent in msg
     assert open(path, "rb").read() == before and os.listdir(str(tmp_path)) == ["last.pdckpt"]
+
+
+def test_stale_partial_files_are_removed(tmp_path):
+    (tmp_path / "last.pdckpt").write_bytes(b"kept")
+    (tmp_path / (ck.TMP_PREFIX + "last.pdckpt.123")).write_bytes(b"half")
+    ck.remove_stale_temporaries(str(tmp_path))
+    assert os.listdir(str(tmp_path)) == ["last.pdckpt"]
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100, None])

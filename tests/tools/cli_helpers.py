@@ -19,7 +19,7 @@ def tool(name):
 
 def run_tool(name, args, **kw):
     """tools/<name>.py in a subprocess; returns the CompletedProcess."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(kw.pop("env", None) or os.environ, PYTHONPATH=ROOT)
     return subprocess.run([sys.executable, os.path.join(ROOT, "tools", name + ".py")] + list(args),
                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, **kw)

@@ -68,3 +68,80 @@ def test_rank_error_is_one_line(archive, tmp_path):
     assert proc.returncode == 2
     errors = [l for l in proc.stderr.splitlines() if l.strip()]
     assert len(errors) == 1 and errors[0].startswith("error:") and "missing.tar.gz" in errors[0], proc.stderr
+
+
+# ------------------------------------------------------------------ faults
+# A fault on one rank, injected with the test-only hook of engine/faults.py:
+# every rank stops within the timeout and the user reads one line naming the
+# rank, the epoch and the iteration (the rest is in the launcher's logs).
+
+def _two(archive, out, name, fault=None, epochs=1, extra=()):
+    env = dict(os.environ)
+    env.pop("PPRESVAR_TEST_FAULT", None)
+    if fault:
+        env["PPRESVAR_TEST_FAULT"] = fault
+    args = cifar_args(archive, out, name, epochs=epochs, batch=16, processes=2) + list(extra)
+    return run_tool("train", args, timeout=300, env=env)
+
+
+def _one_error_line(proc):
+    errors = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: "), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout, proc.stdout[-3000:]
+    return errors[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault, code, said", [
+    ("nan@loss:3@rank1", 2, "loss is nan on rank 1 of 2 at epoch 1, iteration 3"),
+    ("raise@step:3@rank1", 1, "rank 1 of 2 failed at epoch 1, iteration 3 with RuntimeError: injected fault"),
+    ("kill@step:3@rank1", 1, "rank 1 of 2 was killed"),
+    ("kill@step:3@rank0", 1, "rank 0 of 2 was killed"),
+])
+def test_a_fault_on_one_rank_stops_every_rank_with_one_line(archive, tmp_path, fault, code, said):
+    out = str(tmp_path / "out")
+    proc = _two(archive, out, "f", fault, epochs=2)
+    line = _one_error_line(proc)
+    assert proc.returncode == code and said in line, line
+    if fault.startswith("nan"):
+        assert "training stopped" in line and "--resume" in line
+
+
+@pytest.mark.slow
+def test_resume_of_two_processes_and_on_another_number_of_processes(archive, tmp_path):
+    """A 2-process run killed after its first epoch and resumed ends like an
+    uninterrupted 2-process run; resumed as 1 process it goes on (the same
+    global batch and schedule, with a note), and the reverse too; a resume
+    that would change the global batch is refused."""
+    out = str(tmp_path / "out")
+    full = _two(archive, out, "full", epochs=2)
+    assert full.returncode == 0, full.stderr[-3000:]
+    part = _two(archive, out, "part", "kill@ckpt-written:1:last@rank0", epochs=2)
+    assert part.returncode != 0
+    run = os.path.join(out, "part")
+    assert len(read_metrics(os.path.join(run, "metrics.jsonl"))) == 1
+    resumed = run_tool("train", ["--resume", run], timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")} for r in rs]  # noqa
+    assert strip(read_metrics(os.path.join(run, "metrics.jsonl"))) == \
+        strip(read_metrics(os.path.join(out, "full", "metrics.jsonl")))
+
+    # 2 -> 1 process: goes on, says so
+    one = run_tool("train", ["--resume", os.path.join(out, "full"), "-o", "Global.epochs=3",
+                             "-o", "Global.cpu_processes=1"], timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "resumed on 1 process, the run trained on 2: the same global batch (16)" in one.stdout
+    assert [r["epoch"] for r in read_metrics(os.path.join(out, "full", "metrics.jsonl"))] == [1, 2, 3]
+    # 1 -> 2 processes
+    two = run_tool("train", ["--resume", os.path.join(out, "full"), "-o", "Global.epochs=4",
+                             "-o", "Global.cpu_processes=2"], timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "resumed on 2 processes, the run trained on 1" in two.stdout
+    # another global batch: refused before anything is written
+    before = open(os.path.join(out, "full", "metrics.jsonl")).read()
+    bad = run_tool("train", ["--resume", os.path.join(out, "full"), "-o", "Global.epochs=5",
+                             "-o", "DataLoader.Train.batch_size=32", "-o", "Global.cpu_processes=1"], timeout=300)
+    assert bad.returncode == 2
+    line = _one_error_line(bad)
+    assert "global batch of 16 (2 processes)" in line and "global batch of 32 (1 process)" in line, line
+    assert open(os.path.join(out, "full", "metrics.jsonl")).read() == before
