@@ -25,7 +25,7 @@ setup(
         "onnx": ["paddle2onnx", "onnxruntime"],
         # paddle2onnx + onnxruntime: the ONNX leg of tests/export runs in CI
         # (without them it is skipped; paddle2onnx 2.x needs paddle >= 3).
-        "test": ["pytest", "scikit-learn", "matplotlib", "paddle2onnx", "onnxruntime"],
+        "test": ["pytest", "hypothesis", "scikit-learn", "matplotlib", "paddle2onnx", "onnxruntime"],
         # the quick-start demo: the digits data set ships inside scikit-learn
         "demo": ["scikit-learn", "matplotlib"],
     },

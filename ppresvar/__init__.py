@@ -11,5 +11,6 @@ _runtime.cpu_env_defaults()  # before paddle loads
 
 from .registry import create_model, list_models, register_model  # noqa: E402
 from .layers.nam import nam_sparsity_penalty  # noqa: E402
+from .engine.checkpoint import load_weights  # noqa: E402
 
-__all__ = ["create_model", "list_models", "register_model", "nam_sparsity_penalty", "__version__"]
+__all__ = ["create_model", "list_models", "register_model", "nam_sparsity_penalty", "load_weights", "__version__"]

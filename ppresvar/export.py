@@ -28,7 +28,7 @@ SAFETENSORS_FILE = "model.safetensors"
 ONNX_FILE = PREFIX + ".onnx"
 INPUT_NAME = "x"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
-BACKENDS = ("auto", "paddle", "onnx")
+BACKENDS = ("auto", "paddle", "onnx", "eager")
 ONNX_INSTALL = "pip install paddle2onnx onnxruntime (or pip install ppresvar[onnx]); paddle2onnx 2.x needs paddlepaddle >= 3.0"
 
 
@@ -131,31 +131,20 @@ def save_inference_model(model, output_dir, input_shape=(3, 32, 32), prefix=PREF
 
 
 def save_safetensors(model, path):
-    """The state dict (parameters and BN statistics) as safetensors, through
-    numpy so that it works on any paddle. Returns ``path``, or ``None`` when
-    the ``safetensors`` package is missing."""
-    try:
-        from safetensors.numpy import save_file
-    except ImportError:
-        return None
-    tensors = {k: np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
-    save_file(tensors, path, metadata={"format": "paddle-state-dict"})
-    return path
+    """The state dict (parameters and BN statistics) as safetensors
+    (``ppresvar.safetensors``: no package needed). Returns ``path``."""
+    from . import safetensors
+
+    tensors = {k: v.numpy() for k, v in model.state_dict().items()}
+    return safetensors.save(tensors, path, metadata={"format": "paddle-state-dict"})
 
 
 def load_safetensors(model, path):
-    """Load a :func:`save_safetensors` file into ``model``."""
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise MissingDependencyError("reading %s needs the safetensors package: pip install safetensors" % path)
-    state = load_file(path)
-    missing = sorted(set(model.state_dict()) - set(state))
-    unexpected = sorted(set(state) - set(model.state_dict()))
-    if missing or unexpected:
-        raise CheckpointError("%s does not fit the model: missing %s, unexpected %s"
-                              % (path, missing[:5], unexpected[:5]))
-    model.set_state_dict(state)
+    """Load a :func:`save_safetensors` file into ``model`` (the checks of
+    :func:`ppresvar.load_weights`)."""
+    from .engine.checkpoint import load_weights
+
+    load_weights(model, path)
     return model
 
 
@@ -220,8 +209,16 @@ def load_meta(model_dir):
     path = os.path.join(model_dir if os.path.isdir(model_dir) else os.path.dirname(model_dir), META_FILE)
     if not os.path.isfile(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError("%s is not readable JSON (%s): the export is damaged; export it again with "
+                              "tools/export.py" % (path, e))
+    if not isinstance(meta, dict):
+        raise CheckpointError("%s does not hold a JSON object: the export is damaged; export it again with "
+                              "tools/export.py" % path)
+    return meta
 
 
 # --------------------------------------------------------------- predictors
@@ -273,7 +270,12 @@ def _concats_parameters(program_file):
     else:
         return False
     with open(program_file, "rb") as f:
-        desc = pb.ProgramDesc.FromString(f.read())
+        blob = f.read()
+    try:
+        desc = pb.ProgramDesc.FromString(blob)
+    except Exception as e:  # protobuf's DecodeError, by version
+        raise CheckpointError("cannot load the exported model %s (%s): the file is damaged; export it again "
+                              "with tools/export.py" % (program_file, type(e).__name__))
     for block in desc.blocks:
         persistable = {v.name for v in block.vars if v.persistable}
         for op in block.ops:
@@ -379,7 +381,12 @@ class PaddlePredictor:
         if not glog and hasattr(config, "disable_glog_info"):
             config.disable_glog_info()
         self.config = config
-        self.predictor = inference.create_predictor(config)
+        try:
+            self.predictor = inference.create_predictor(config)
+        except (RuntimeError, ValueError, OSError, MemoryError) as e:  # paddle's C++ errors surface so
+            first = next((l.strip() for l in str(e).splitlines() if l.strip()), type(e).__name__)
+            raise CheckpointError("cannot load the exported model %s with %s (%s): the files are damaged or "
+                                  "incomplete; export it again with tools/export.py" % (program, params, first[:200]))
         self.input_name = self.predictor.get_input_names()[0]
         self.output_name = self.predictor.get_output_names()[0]
 
@@ -395,6 +402,46 @@ class PaddlePredictor:
         if self.device == "cpu":
             return "Paddle Inference cpu, oneDNN %s, %d threads" % ("on" if self.onednn else "off", self.threads)
         return "Paddle Inference gpu"
+
+
+class EagerPredictor:
+    """The model rebuilt from an export's ``preprocess.json`` (its name and
+    options) with the weights of its ``model.safetensors``, run eagerly: what
+    needs no program file and no pickle, for weights shared as safetensors."""
+
+    backend = "eager"
+
+    def __init__(self, model_dir, device="cpu", threads=None, **_):
+        import paddle
+
+        from .registry import create_model
+        from .runtime import set_cpu_threads
+
+        meta = load_meta(model_dir)
+        info = meta.get("model") or {}
+        folder = model_dir if os.path.isdir(model_dir) else os.path.dirname(model_dir)
+        weights = os.path.join(folder, SAFETENSORS_FILE)
+        if not info.get("name") or not os.path.isfile(weights):
+            raise CheckpointError("%s has no %s and model name in %s: the eager backend needs an export of "
+                                  "tools/export.py" % (folder, SAFETENSORS_FILE, META_FILE))
+        num_classes = info.get("num_classes") or len(meta.get("class_names") or []) or None
+        paddle.set_device(device)
+        self.device, self.threads = device, None
+        if device == "cpu":
+            self.threads = _cpu_threads(threads)
+            set_cpu_threads(self.threads)
+        self.model = create_model(info["name"], num_classes=num_classes, **(info.get("options") or {}))
+        from .engine.checkpoint import load_weights
+
+        load_weights(self.model, weights)
+        self.model.eval()
+
+    def __call__(self, x):
+        return eager_logits(self.model, x)
+
+    def describe(self):
+        threads = ", %d threads" % self.threads if self.threads else ""
+        return "eager paddle %s%s, weights from %s" % (self.device, threads, SAFETENSORS_FILE)
 
 
 def _import_onnxruntime():
@@ -469,6 +516,8 @@ def create_predictor(model_dir, backend="paddle", **kw):
         return PaddlePredictor(model_dir, **kw)
     if backend == "onnx":
         return OnnxPredictor(model_dir, **kw)
+    if backend == "eager":
+        return EagerPredictor(model_dir, **kw)
     raise ConfigError("unknown backend %r: choose one of %s" % (backend, ", ".join(BACKENDS)))
 
 
@@ -541,7 +590,8 @@ def export_from_config(cfg, output_dir, weights=None, onnx=False, check=True, us
     model.eval()
     h, w = pre["size"]
     shape = (int(pre.get("channels") or 3), int(h), int(w))
-    info = {"name": cfg["Arch"]["name"], "options": model_options(cfg), "weights": str(weights)}
+    info = {"name": cfg["Arch"]["name"], "num_classes": cfg["Arch"].get("num_classes"),
+            "options": model_options(cfg), "weights": str(weights)}
     paths = export_model(model, output_dir, shape, preprocess=pre, onnx=onnx, info=info)
     parity = {}
     if check:

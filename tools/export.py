@@ -42,8 +42,6 @@ def main(argv=None):
         for key in ("program", "params", "preprocess", "safetensors", "onnx"):
             if paths.get(key):
                 print("  %-11s %s" % (key, paths[key]))
-        if paths.get("safetensors") is None:
-            print("  safetensors skipped: pip install safetensors")
         bad = []
         for name, (diff, same, ok) in parity.items():
             print("  check %-9s max |logit - eager| %.2e, same top-1: %s" % (name, diff, "yes" if same else "NO"))

@@ -6,6 +6,7 @@ the evaluation preprocessing saved beside it.
     python tools/infer.py --model export/resnet20 imgs/ --backend onnx          (onnxruntime)
     python tools/infer.py --model export/resnet20 imgs/ --backend paddle --onednn off --threads 1
     python tools/infer.py --model export/resnet20 imgs/ --device gpu [--tensorrt]
+    python tools/infer.py --model export/resnet20 imgs/ --backend eager   (model.safetensors, no program)
 
 Prints one line per image (``file: label prob, ...``), or JSON lines with --json.
 """
@@ -25,9 +26,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Top-k labels and probabilities for image files or folders.")
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--model", required=True, metavar="DIR", help="export directory of tools/export.py")
-    p.add_argument("--backend", choices=["auto", "paddle", "onnx"], default="auto",
-                   help="paddle: Paddle Inference; onnx: onnxruntime on inference.onnx; auto (default): "
-                        "onnx where the export has it and onnxruntime is installed (CPU), else paddle")
+    p.add_argument("--backend", choices=["auto", "paddle", "onnx", "eager"], default="auto",
+                   help="paddle: Paddle Inference; onnx: onnxruntime on inference.onnx; eager: the model "
+                        "rebuilt in paddle with the export's model.safetensors (no program, no pickle: for "
+                        "shared weights); auto (default): onnx where the export has it and onnxruntime is "
+                        "installed (CPU), else paddle")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--onednn", choices=["on", "off"], default="on", help="oneDNN kernels on CPU (paddle backend)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")

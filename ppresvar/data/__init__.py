@@ -41,6 +41,31 @@ def check_loader_section(section, where):
     with defaults filled in."""
     opts = check_dataset(section["dataset"], where + ".dataset")
     pipeline = build_transforms(section["transforms"], where + ".transforms")
+    _dry_run(pipeline, where + ".transforms")
     build_batch_transforms(section["batch_transforms"], where + ".batch_transforms")
-    batched_pipeline(dict(section, dataset=opts), where, pipeline)
+    try:
+        batched_pipeline(dict(section, dataset=opts), where, pipeline)
+    except (TypeError, ValueError) as e:
+        raise ConfigError("%s.transforms: bad arguments for the batched path (%s)" % (where, e))
     return opts
+
+
+def _dry_run(pipeline, where):
+    """Run the pipeline once on a 512x512 RGB image, so that arguments that
+    paddle's transforms take without a check (a size of None, a padding of
+    text...) are refused now, not in a loader worker in the middle of an
+    epoch."""
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    state = random.getstate(), np.random.get_state()
+    try:
+        pipeline(Image.new("RGB", (512, 512), (128, 128, 128)))
+    except Exception as e:
+        raise ConfigError("%s cannot transform an image: %s: %s; check the transforms' arguments"
+                          % (where, type(e).__name__, " ".join(str(e).split())[:200]))
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])

@@ -102,6 +102,10 @@ class CifarData(_Base):
         self.labels = [int(label) for _, label in ds.data]
         # the rows are CHW; paddle's own __getitem__ makes the same HWC image of each
         rows = np.stack([np.asarray(row, dtype="uint8") for row, _ in ds.data])
+        if rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
+            raise DataError("the %s archive %s holds rows of %s values, not 3x32x32 images: it is not a "
+                            "CIFAR archive; download %s again, or pack image folders with tools/pack_cifar.py"
+                            % (title, path, rows.shape[1:] or "scalar", self.archive))
         self.images = np.ascontiguousarray(rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         self.class_names = CIFAR100_CLASSES if hundred else CIFAR10_CLASSES
 

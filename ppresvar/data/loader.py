@@ -12,15 +12,18 @@ import hashlib
 import math
 import os
 import shutil
+import threading
 
 import numpy as np
 import paddle
 
+from ..errors import UserError
 from .batched import BatchedDataset, batched_pipeline, collate_batch
 from .datasets import build_dataset
 from .transforms import build_transforms
 
-__all__ = ["derive_seed", "ShardedBatchSampler", "WholeBatchSampler", "build_loader", "shared_memory_ok"]
+__all__ = ["derive_seed", "ShardedBatchSampler", "WholeBatchSampler", "build_loader", "shared_memory_ok",
+           "LoaderErrors", "InProcessLoader"]
 
 
 def derive_seed(*parts):
@@ -113,6 +116,103 @@ def build_loader(section, where, seed=0, rank=0, world_size=1, training=False, c
     shm = section["use_shared_memory"]
     if shm is None:
         shm = workers > 0 and shared_memory_ok()
+    if workers == 0:
+        return InProcessLoader(dataset, sampler, collate), sampler, dataset
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-                                  use_shared_memory=bool(shm and workers > 0), return_list=True)
-    return loader, sampler, dataset
+                                  use_shared_memory=bool(shm), return_list=True)
+    return LoaderErrors(loader), sampler, dataset
+
+
+class InProcessLoader(object):
+    """``num_workers: 0``: each batch made in this thread when it is asked
+    for, as ``[images, labels]`` tensors. Paddle's own loader reads in a
+    background thread even without workers, and when that thread fails (an
+    unreadable image) the main process waits forever (paddle 2.6 and 3.3);
+    here a data error is raised where the batch is asked for."""
+
+    def __init__(self, dataset, batch_sampler, collate_fn=None):
+        from paddle.io.dataloader.collate import default_collate_fn
+
+        self.dataset, self.batch_sampler = dataset, batch_sampler
+        self.collate_fn = collate_fn or default_collate_fn
+
+    def __len__(self):
+        return len(self.batch_sampler)
+
+    def __iter__(self):
+        for indices in self.batch_sampler:
+            batch = self.collate_fn([self.dataset[i] for i in indices])
+            yield [x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x) for x in batch]
+
+
+class LoaderErrors(object):
+    """A paddle DataLoader whose data errors read as they would in a plain
+    loop. Paddle reads batches in a thread (and in worker processes with
+    ``num_workers > 0``): an exception there is re-raised in that thread,
+    where nobody catches it; with workers the main process then stops on
+    "SystemError: Blocking queue is killed", and without workers it waits
+    forever (paddle 2.6 and 3.3). This keeps the thread's exception, wakes
+    the main process and raises it there: a user error (an unreadable image...)
+    as its one-line message, anything else with the original traceback."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def __iter__(self):
+        caught, previous = [], threading.excepthook
+        lock, state = threading.Lock(), {"it": None, "pending": []}
+
+        def handle(args, it):
+            if args.thread is getattr(it, "_thread", None) or "DataLoader worker" in str(args.exc_value):
+                caught.append(args.exc_value)
+                wake = getattr(it, "_exit_thread_unexpectedly", None)
+                if wake is not None:
+                    wake()  # kills the queue the main process waits on
+            else:
+                previous(args)
+
+        def hook(args):
+            with lock:
+                it = state["it"]
+                if it is None:  # the reader failed before iter() returned: decide below
+                    state["pending"].append(args)
+                    return
+            handle(args, it)
+
+        threading.excepthook = hook  # before iter(): the reader thread starts there
+        try:
+            it = iter(self.loader)
+            with lock:
+                state["it"], pending = it, state["pending"]
+            for args in pending:
+                handle(args, it)
+            for batch in it:
+                yield batch
+        except Exception:
+            if caught:
+                raise _reader_error(caught[0])
+            raise
+        finally:
+            threading.excepthook = previous
+        if caught:  # the reader stopped early without the main process noticing
+            raise _reader_error(caught[0])
+
+
+def _reader_error(exc):
+    text = str(exc)
+    worker = "DataLoader worker" in text
+    if isinstance(exc, UserError):
+        lines = [l for l in text.splitlines() if l.strip()]
+        last = lines[-1] if lines else text
+        prefix = "%s.%s: " % (type(exc).__module__, type(exc).__name__)
+        message = last[len(prefix):] if last.startswith(prefix) else last
+        return type(exc)(message + (" (in a DataLoader worker)" if worker else ""))
+    if worker:
+        return RuntimeError("a DataLoader worker failed:\n%s" % text)
+    return exc

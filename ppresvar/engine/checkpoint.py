@@ -14,18 +14,21 @@ import errno
 import io
 import os
 import random
+import sys
 
 import numpy as np
 import paddle
 
+from .. import safetensors
 from ..errors import CheckpointError
 from . import faults
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "save_checkpoints", "load_checkpoint", "load_weights",
            "optimizer_state", "load_optimizer_state", "rng_state", "set_rng_state", "serialize",
-           "remove_stale_temporaries", "TMP_PREFIX"]
+           "remove_stale_temporaries", "TMP_PREFIX", "in_a_run_directory"]
 
 FORMAT_VERSION = 1
+_WARNED = set()  # pickle files from outside a run directory already warned about
 TMP_PREFIX = ".partial-"  # a checkpoint being written: <folder>/.partial-<name>.<pid>
 
 
@@ -105,6 +108,11 @@ def load_checkpoint(path):
     try:
         if not blob.startswith(b"\x80"):  # not a pickle: do not let the unpickler guess at it
             raise ValueError("no pickle header")
+        if not in_a_run_directory(path) and os.path.abspath(path) not in _WARNED:
+            _WARNED.add(os.path.abspath(path))  # once per file and process
+            sys.stderr.write("warning: %s is a pickle file from outside a run directory: unpickling can run "
+                             "code, so load only checkpoints you trust; to share weights, use the "
+                             "model.safetensors of tools/export.py (reading it runs no code)\n" % path)
         state = paddle.load(io.BytesIO(blob))
     except Exception as e:  # paddle.load raises many types for damaged files
         raise CheckpointError("cannot read checkpoint %s (%s): the file is damaged or not a paddle "
@@ -115,18 +123,30 @@ def load_checkpoint(path):
     return state
 
 
+def in_a_run_directory(path):
+    """Whether ``path`` is ``<run>/checkpoints/<file>`` of a run directory
+    (one with its ``config.yaml``), as tools/train.py writes them."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.basename(folder) == "checkpoints" and os.path.isfile(
+        os.path.join(os.path.dirname(folder), "config.yaml"))
+
+
 def _is_training_checkpoint(state):
     # a plain state dict maps names to tensors; a checkpoint's "model" is a dict
     return isinstance(state.get("model"), dict)
 
 
 def load_weights(model, path_or_state, use_ema=True, source=None):
-    """Load weights into ``model`` from a checkpoint path, a checkpoint dict
-    or a plain state dict (a ``.pdparams`` file). ``use_ema`` takes the EMA
+    """Load weights into ``model`` from a checkpoint path, a
+    ``.safetensors`` file (tools/export.py's ``model.safetensors``: no pickle,
+    the way to share weights), a checkpoint dict or a plain state dict. ``use_ema`` takes the EMA
     weights when the checkpoint has them. Raises :class:`CheckpointError`
     when the weights belong to another model (missing or unexpected keys,
     shape mismatches). Returns the checkpoint dict (or ``{}``)."""
-    if isinstance(path_or_state, str):
+    if isinstance(path_or_state, str) and safetensors.is_safetensors(path_or_state):
+        source = path_or_state
+        state = safetensors.load(path_or_state)[0]  # no pickle: safe from anyone
+    elif isinstance(path_or_state, str):
         source = path_or_state
         state = load_checkpoint(path_or_state)
     else:

@@ -151,6 +151,10 @@ def read_yaml(path):
         mark = getattr(e, "problem_mark", None)
         where = " line %d" % (mark.line + 1) if mark is not None else ""
         raise ConfigError("%s%s is not valid YAML: %s" % (path, where, getattr(e, "problem", e)))
+    except UnicodeDecodeError as e:
+        raise ConfigError("%s is not UTF-8 text (%s)" % (path, e.reason))
+    except (ValueError, TypeError, IndexError, OverflowError) as e:  # PyYAML's own constructors fail so
+        raise ConfigError("%s is not valid YAML: %s (%s)" % (path, " ".join(str(e).split())[:200], type(e).__name__))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -168,8 +172,8 @@ def parse_override(text):
         raise ConfigError("override %r has an empty key" % text)
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        parsed = value  # not YAML: keep the text as a string
+    except (yaml.YAMLError, ValueError, TypeError, IndexError, OverflowError):
+        parsed = value  # not YAML (or a tag PyYAML refuses): keep the text as a string, never evaluated
     return key.split("."), parsed
 
 

@@ -45,16 +45,12 @@ def test_dynamic_batch(r20):
 
 
 def test_safetensors_round_trip(r20):
-    if r20.paths["safetensors"] is None:
-        pytest.skip("safetensors not installed")
     fresh = ppresvar.create_model("resnet20", num_classes=10)
     E.load_safetensors(fresh, r20.paths["safetensors"])
     np.testing.assert_array_equal(E.eager_logits(fresh, r20.x), r20.ref)
 
 
 def test_safetensors_wrong_model(r20):
-    if r20.paths["safetensors"] is None:
-        pytest.skip("safetensors not installed")
     with pytest.raises(CheckpointError, match="does not fit"):
         E.load_safetensors(ppresvar.create_model("resnet32"), r20.paths["safetensors"])
 

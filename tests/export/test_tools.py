@@ -88,7 +88,8 @@ def test_export_tool_writes_and_checks(exported):
 
 
 @pytest.mark.parametrize("extra", [["--backend", "paddle"], ["--backend", "paddle", "--onednn", "off", "--threads", "1"],
-                                   ["--backend", "onnx"]], ids=["onednn", "no_onednn", "onnx"])
+                                   ["--backend", "onnx"], ["--backend", "eager"]],
+                         ids=["onednn", "no_onednn", "onnx", "eager_safetensors"])
 def test_infer_top1_equals_eager_eval(exported, extra):
     model_dir = exported["dir"]
     if "onnx" in extra:
@@ -136,3 +137,27 @@ def test_auto_backend(exported, monkeypatch):
     assert E.resolve_backend(d, "paddle") == "paddle"
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert E.resolve_backend(d, "auto") == "paddle"
+
+
+def test_shared_weights_as_safetensors_load_without_pickle(exported):
+    """tools/eval.py and ppresvar.load_weights read model.safetensors (what
+    tools/export.py writes to share weights) to the same figures as the
+    pickle checkpoint; only the pickle, from outside a run directory, gets
+    the warning that loading it can run code."""
+    import ppresvar
+
+    cfg_path = str(exported["tmp"] / "r20.yaml")
+    shared = os.path.join(exported["dir"], E.SAFETENSORS_FILE)
+    pickled = str(exported["tmp"] / "weights.pdparams")
+    a = _run("eval.py", "-c", cfg_path, "-o", "Global.pretrained_model=" + shared)
+    b = _run("eval.py", "-c", cfg_path, "-o", "Global.pretrained_model=" + pickled)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr[-2000:] + b.stderr[-2000:]
+    ra, rb = json.loads(a.stdout.splitlines()[-1]), json.loads(b.stdout.splitlines()[-1])
+    assert (ra["top1"], ra["loss"]) == (rb["top1"], rb["loss"])
+    assert "can run code" not in a.stderr
+    warnings = [l for l in b.stderr.splitlines() if l.startswith("warning:")]
+    assert len(warnings) == 1 and pickled in warnings[0] and "can run code" in warnings[0]
+    model = ppresvar.create_model("resnet20", num_classes=10)
+    ppresvar.load_weights(model, shared)
+    x = image_batch(4, seed=3)
+    np.testing.assert_array_equal(E.eager_logits(model, x), E.eager_logits(exported["model"], x))

@@ -1,0 +1,100 @@
+"""ppresvar.safetensors: the format written and read with numpy, checked
+byte for byte against the specification (8-byte length, JSON header,
+row-major little-endian data), interchangeable with the safetensors package
+where it is installed, and strict about damaged files."""
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from ppresvar import safetensors as st
+from ppresvar.errors import CheckpointError
+
+TENSORS = {
+    "conv.weight": np.arange(24, dtype="float32").reshape(2, 3, 2, 2),
+    "bn._mean": np.array([0.5, -1.25], dtype="float32"),
+    "steps": np.array(7, dtype="int64"),            # a 0-d tensor
+    "empty": np.zeros((0, 3), dtype="float32"),
+    "mask": np.array([True, False]),
+    "half": np.array([1.5, 2.0], dtype="float16"),
+    "fortran": np.asfortranarray(np.arange(6, dtype="float64").reshape(2, 3)),
+}
+
+
+def _write_raw(path, header, data):
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def test_layout_follows_the_specification(tmp_path):
+    path = str(tmp_path / "w.safetensors")
+    st.save({"b": np.array([1, 2], "int32"), "a": np.array([[1.0]], "float32")}, path, metadata={"format": "x"})
+    blob = open(path, "rb").read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    assert (8 + n) % 8 == 0
+    assert header["__metadata__"] == {"format": "x"}
+    assert header["a"] == {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]}
+    assert header["b"] == {"dtype": "I32", "shape": [2], "data_offsets": [4, 12]}
+    assert blob[8 + n:] == struct.pack("<f", 1.0) + struct.pack("<ii", 1, 2)
+
+
+def test_round_trip_keeps_values_dtypes_and_shapes(tmp_path):
+    path = str(tmp_path / "w.safetensors")
+    st.save(TENSORS, path)
+    back, meta = st.load(path)
+    assert sorted(back) == sorted(TENSORS) and meta == {}
+    for k, v in TENSORS.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape, k
+        np.testing.assert_array_equal(back[k], v)
+
+
+def test_the_package_reads_ours_and_we_read_the_packages(tmp_path):
+    pkg = pytest.importorskip("safetensors.numpy")
+    ours, theirs = str(tmp_path / "ours.safetensors"), str(tmp_path / "theirs.safetensors")
+    st.save(TENSORS, ours)
+    for k, v in pkg.load_file(ours).items():
+        np.testing.assert_array_equal(v, TENSORS[k])
+    pkg.save_file({k: np.ascontiguousarray(v) if v.ndim else v for k, v in TENSORS.items()}, theirs,
+                  metadata={"m": "1"})
+    back, meta = st.load(theirs)
+    assert meta == {"m": "1"}
+    for k, v in TENSORS.items():
+        np.testing.assert_array_equal(back[k], v)
+
+
+def _good_header():
+    return {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: open(p, "wb").write(b"\x01\x00"), "shorter than its 8-byte header length"),
+    (lambda p: open(p, "wb").write(struct.pack("<Q", 10 ** 12) + b"{}"), "a header of"),
+    (lambda p: open(p, "wb").write(struct.pack("<Q", 5) + b"{nope"), "not JSON"),
+    (lambda p: _write_raw(p, [1, 2], b""), "not a JSON object"),
+    (lambda p: _write_raw(p, {"w": {"dtype": "Q99", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8), "malformed"),
+    (lambda p: _write_raw(p, {"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8), "do not fit"),
+    (lambda p: _write_raw(p, _good_header(), b"\0" * 4), "do not fit"),           # data cut short
+    (lambda p: _write_raw(p, {"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8), "do not fit"),
+    (lambda p: _write_raw(p, {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                              "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"\0" * 8), "overlap"),
+])
+def test_damaged_files_are_refused_naming_the_file(tmp_path, damage, message):
+    path = str(tmp_path / "w.safetensors")
+    damage(path)
+    with pytest.raises(CheckpointError) as e:
+        st.load(path)
+    assert path in str(e.value) and message in str(e.value)
+
+
+def test_truncated_real_file(tmp_path):
+    path = str(tmp_path / "w.safetensors")
+    st.save(TENSORS, path)
+    blob = open(path, "rb").read()
+    open(path, "wb").write(blob[:-10])
+    with pytest.raises(CheckpointError, match="do not fit"):
+        st.load(path)
+    with pytest.raises(CheckpointError, match="not found"):
+        st.load(str(tmp_path / "absent.safetensors"))
