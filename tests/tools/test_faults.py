@@ -112,3 +112,38 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(archi
     assert "starting it over there" in again.stdout
     assert [r["epoch"] for r in read_metrics(os.path.join(run, "metrics.jsonl"))] == [1]
     assert os.listdir(out) == ["early"]
+
+
+def test_a_full_disk_stops_training_with_one_line_and_keeps_the_previous_checkpoint(archive, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """tools/train.py (in process): writing epoch 2's last.pdckpt fails for
+    want of space (simulated half-way through the write); one error line,
+    exit 2, epoch 1's checkpoint intact, and --resume then finishes the run."""
+    import errno
+
+    from cli_helpers import tool
+    from ppresvar.engine import checkpoint
+
+    real = checkpoint.faults.point
+
+    def full(*where):
+        if where == ("ckpt-write", 2, "last"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*where)
+
+    monkeypatch.setattr(checkpoint.faults, "point", full)
+    out = str(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        tool("train").main(_args(archive, out, "full_disk"))
+    assert e.value.code == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    run = os.path.join(out, "full_disk")
+    last = os.path.join(run, "checkpoints", "last.pdckpt")
+    assert len(err) == 1 and "cannot write checkpoint %s (No space left on device)" % last in err[0], err
+    assert "previous last.pdckpt is intact" in err[0] and "--resume %s" % run in err[0]
+    assert load_checkpoint(last)["epoch"] == 1
+    assert not [f for f in os.listdir(os.path.dirname(last)) if f.startswith(TMP_PREFIX)]
+    monkeypatch.setattr(checkpoint.faults, "point", real)
+    resumed = run_tool("train", ["--resume", run])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [r["epoch"] for r in read_metrics(os.path.join(run, "metrics.jsonl"))] == [1, 2, 3]
