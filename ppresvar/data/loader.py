@@ -23,7 +23,7 @@ from .datasets import build_dataset
 from .transforms import build_transforms
 
 __all__ = ["derive_seed", "ShardedBatchSampler", "WholeBatchSampler", "build_loader", "shared_memory_ok",
-           "InProcessLoader", "worker_error"]
+           "LoaderErrors", "InProcessLoader"]
 
 
 def derive_seed(*parts):
@@ -118,11 +118,9 @@ def build_loader(section, where, seed=0, rank=0, world_size=1, training=False, c
         shm = workers > 0 and shared_memory_ok()
     if workers == 0:
         return InProcessLoader(dataset, sampler, collate), sampler, dataset
-    _install_recorder()
-    del _WORKER_ERRORS[:]  # a new loader: earlier errors were reported or are stale
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                                   use_shared_memory=bool(shm), return_list=True)
-    return loader, sampler, dataset
+    return LoaderErrors(loader), sampler, dataset
 
 
 class InProcessLoader(object):
@@ -147,36 +145,63 @@ class InProcessLoader(object):
             yield [x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x) for x in batch]
 
 
-_WORKER_ERRORS = []  # exceptions paddle re-raised in its reader thread (see worker_error)
-_PREVIOUS_HOOK = []
+class LoaderErrors(object):
+    """A paddle DataLoader whose data errors read as they would in a plain
+    loop. Paddle reads batches in a thread (and in worker processes with
+    ``num_workers > 0``): an exception there is re-raised in that thread,
+    where nobody catches it; with workers the main process then stops on
+    "SystemError: Blocking queue is killed", and without workers it waits
+    forever (paddle 2.6 and 3.3). This keeps the thread's exception, wakes
+    the main process and raises it there: a user error (an unreadable image...)
+    as its one-line message, anything else with the original traceback."""
 
+    def __init__(self, loader):
+        self.loader = loader
 
-def _record(args):
-    if "DataLoader worker" in str(args.exc_value):
-        _WORKER_ERRORS.append(args.exc_value)  # reported by worker_error(), not printed here
-    else:
-        _PREVIOUS_HOOK[0](args)
+    def __len__(self):
+        return len(self.loader)
 
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
 
-def _install_recorder():
-    """Paddle re-raises a loader worker's exception in its reader thread,
-    where nobody catches it, and the main process then stops on "SystemError:
-    Blocking queue is killed". This passive hook only keeps that exception
-    (it touches no loader: an earlier hook that also woke the loader made
-    long data-parallel runs stall) for :func:`worker_error`."""
-    if not _PREVIOUS_HOOK:
-        _PREVIOUS_HOOK.append(threading.excepthook)
-        threading.excepthook = _record
+    def __iter__(self):
+        caught, previous = [], threading.excepthook
+        lock, state = threading.Lock(), {"it": None, "pending": []}
 
+        def handle(args, it):
+            if args.thread is getattr(it, "_thread", None) or "DataLoader worker" in str(args.exc_value):
+                caught.append(args.exc_value)
+                wake = getattr(it, "_exit_thread_unexpectedly", None)
+                if wake is not None:
+                    wake()  # kills the queue the main process waits on
+            else:
+                previous(args)
 
-def worker_error():
-    """The first loader worker's exception since the last call, as it reads
-    without workers (a user error as its one line), or None."""
-    if not _WORKER_ERRORS:
-        return None
-    first = _WORKER_ERRORS[0]
-    del _WORKER_ERRORS[:]  # reported once
-    return _reader_error(first)
+        def hook(args):
+            with lock:
+                it = state["it"]
+                if it is None:  # the reader failed before iter() returned: decide below
+                    state["pending"].append(args)
+                    return
+            handle(args, it)
+
+        threading.excepthook = hook  # before iter(): the reader thread starts there
+        try:
+            it = iter(self.loader)
+            with lock:
+                state["it"], pending = it, state["pending"]
+            for args in pending:
+                handle(args, it)
+            for batch in it:
+                yield batch
+        except Exception:
+            if caught:
+                raise _reader_error(caught[0])
+            raise
+        finally:
+            threading.excepthook = previous
+        if caught:  # the reader stopped early without the main process noticing
+            raise _reader_error(caught[0])
 
 
 def _reader_error(exc):

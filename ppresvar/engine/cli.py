@@ -62,24 +62,6 @@ def run_tool(main, debug=False):
             raise
         sys.stderr.write("interrupted: the last checkpoint written is kept; continue with --resume\n")
         sys.exit(130)
-    except Exception as e:
-        worker = _loader_worker_error()
-        if isinstance(worker, (UserError, UnknownModelError)):  # bad data met in a loader worker
-            message = " ".join(str(worker).split())
-            record_failure(worker, message, user=True)
-            if debug:
-                raise worker from e
-            sys.stderr.write("error: %s\n" % message)
-            sys.exit(2)
-        if worker is not None:
-            e = worker
-        # a bug: keeps its traceback
+    except Exception as e:  # a bug: keeps its traceback
         record_failure(e, "%s: %s" % (type(e).__name__, " ".join(str(e).split())), user=False)
-        raise e
-
-
-def _loader_worker_error():
-    """A loader worker's exception that paddle left in its reader thread."""
-    if "ppresvar.data.loader" not in sys.modules:
-        return None
-    return sys.modules["ppresvar.data.loader"].worker_error()
+        raise
