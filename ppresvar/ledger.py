@@ -9,6 +9,7 @@ Notebooks show an experiment with :func:`show`, which reads the same files.
 import json
 import math
 import os
+import re
 
 from .reproduce import MANIFEST, ROOT, load_manifest, result_dir_of
 
@@ -98,6 +99,21 @@ def _hardware(runs):
     return "; ".join(seen)
 
 
+_MACHINE_PATHS = [  # (pattern, placeholder): the paths of the machine a run was made on
+    (re.compile(r"(Global\.output_dir=)\S+"), r"\1<runs dir>"),
+    (re.compile(r"(\.data_file=)\S+"), r"\1<cifar archive>"),
+    (re.compile(r"(--data )\S+"), r"\1<cifar archive>"),
+    (re.compile(r"(--out )\S+"), r"\1<run dir>"),
+]
+
+
+def portable(command):
+    """``command`` with this machine's data and run paths as placeholders."""
+    for pattern, placeholder in _MACHINE_PATHS:
+        command = pattern.sub(placeholder, command)
+    return command
+
+
 def _rel(path, base):
     return os.path.relpath(path, base).replace(os.sep, "/")
 
@@ -139,7 +155,7 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
         cmds = sorted(set(r["run"].get("command") or "" for r in row["runs"]) - {""})
         if not cmds:
             cmds = ["python tools/reproduce.py %s --rows %s" % (experiment, row["name"])]
-        for c in cmds:
+        for c in sorted(set(map(portable, cmds))):
             out.append("- %s: `%s`" % (row["name"], c))
     curves = [(row["name"], r["seed"], os.path.join(r["dir"], "curves.png")) for row in rows for r in row["runs"]]
     if curves:

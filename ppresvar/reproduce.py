@@ -35,6 +35,14 @@ ROW_KEYS = {"label", "config", "overrides", "torch", "seeds", "budget", "paper",
 METRICS = ("test_top1", "test_error")
 
 
+def _check_keys(node, known, where):
+    if not isinstance(node, dict):
+        raise ConfigError("%s must be a mapping" % where)
+    unknown = set(node) - known
+    if unknown:
+        raise ConfigError("%s has unknown keys %s (known: %s)" % (where, sorted(unknown), sorted(known)))
+
+
 def load_manifest(path=MANIFEST):
     """The experiments, validated: every key known, every row with a label,
     a budget, seeds and exactly one of ``config`` and ``torch``."""
@@ -47,22 +55,14 @@ def load_manifest(path=MANIFEST):
         raise ConfigError("%s must map experiment names to experiments" % path)
     for name, exp in data.items():
         where = "%s: experiment %s" % (path, name)
-        if not isinstance(exp, dict):
-            raise ConfigError("%s must be a mapping" % where)
-        unknown = set(exp) - EXPERIMENT_KEYS
-        if unknown:
-            raise ConfigError("%s has unknown keys %s (known: %s)" % (where, sorted(unknown), sorted(EXPERIMENT_KEYS)))
+        _check_keys(exp, EXPERIMENT_KEYS, where)
         if exp.get("metric") not in METRICS:
             raise ConfigError("%s: metric must be one of %s" % (where, ", ".join(METRICS)))
         if not isinstance(exp.get("rows"), dict) or not exp["rows"]:
             raise ConfigError("%s has no rows" % where)
         for rname, row in exp["rows"].items():
             rwhere = "%s, row %s" % (where, rname)
-            if not isinstance(row, dict):
-                raise ConfigError("%s must be a mapping" % rwhere)
-            unknown = set(row) - ROW_KEYS
-            if unknown:
-                raise ConfigError("%s has unknown keys %s (known: %s)" % (rwhere, sorted(unknown), sorted(ROW_KEYS)))
+            _check_keys(row, ROW_KEYS, rwhere)
             if ("config" in row) == ("torch" in row):
                 raise ConfigError("%s needs exactly one of config (ppresvar) and torch (PyTorch reference)" % rwhere)
             for key in ("label", "budget", "seeds"):

@@ -152,3 +152,15 @@ def test_committed_ledger_is_up_to_date_and_results_hold_no_checkpoints():
             assert sorted(files) == ["config.yaml", "curves.png", "metrics.jsonl", "run.json", "test.json"]
             rel = os.path.relpath(dirpath, os.path.join(ROOT, "results")).split(os.sep)
             assert rel[0] in manifest and rel[1] in manifest[rel[0]]["rows"]
+
+
+def test_ledger_commands_name_no_path_of_the_machine():
+    cmd = ("python tools/train.py -c configs/x.yaml -o Global.output_dir=/work/runs/parity "
+           "-o DataLoader.*.dataset.data_file=/home/me/cifar-10-python.tar.gz")
+    assert ledger.portable(cmd) == ("python tools/train.py -c configs/x.yaml -o Global.output_dir=<runs dir> "
+                                    "-o DataLoader.*.dataset.data_file=<cifar archive>")
+    torch = "python scripts/torch_reference.py --train --seed 0 --data /d/c.tar.gz --out /r/torch-seed0"
+    assert ledger.portable(torch) == ("python scripts/torch_reference.py --train --seed 0 --data <cifar archive> "
+                                      "--out <run dir>")
+    text = open(os.path.join(ROOT, "docs", "reproductions.md"), encoding="utf-8").read()
+    assert "/work/" not in text and "/home/" not in text

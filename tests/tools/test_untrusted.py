@@ -123,14 +123,19 @@ def _tree(root, damage):
         for i in range(6 if c in ("cat", "dog") else 1):
             Image.fromarray(rng.randint(0, 255, (32, 32, 3), dtype="uint8")).save(os.path.join(root, c, "%d.png" % i))
     bad = os.path.join(root, "dog", "3.png")
-    if damage == "not_an_image":
-        open(bad, "wb").write(b"this is text")
-    elif damage == "truncated_image":
-        blob = open(bad, "rb").read()
-        open(bad, "wb").write(blob[:len(blob) // 2])
-    elif damage == "empty_image":
-        open(bad, "wb").close()
+    _damage_image(bad, damage)
     return bad
+
+
+def _damage_image(path, damage):
+    """An image file made unreadable: text, cut in half, or empty (None: left as is)."""
+    if damage == "not_an_image":
+        open(path, "wb").write(b"this is text, not pixels")
+    elif damage == "truncated_image":
+        blob = open(path, "rb").read()
+        open(path, "wb").write(blob[:len(blob) // 2])
+    elif damage == "empty_image":
+        open(path, "wb").close()
 
 
 @case("folder", "not_an_image", "truncated_image", "empty_image")
@@ -272,13 +277,8 @@ def test_input_images_in_infer(run, export_dir, images, tmp_path, damage):
     folder = str(tmp_path / "in")
     shutil.copytree(images, folder)
     bad = os.path.join(folder, "1.png")
-    if damage == "not_an_image":
-        open(bad, "wb").write(b"text, not pixels")
-    elif damage == "truncated_image":
-        blob = open(bad, "rb").read()
-        open(bad, "wb").write(blob[:len(blob) // 2])
-    elif damage == "empty_image":
-        open(bad, "wb").close()
+    if damage != "no_images":
+        _damage_image(bad, damage)
     else:
         for f in os.listdir(folder):
             os.remove(os.path.join(folder, f))
