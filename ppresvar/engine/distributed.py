@@ -4,12 +4,23 @@ In one process every function here is a no-op; under the launcher each rank
 trains on its shard (see ``data.loader.ShardedBatchSampler``), gradients are
 averaged by ``paddle.DataParallel`` and metric sums by :func:`all_reduce_sum`;
 only rank 0 writes files.
+
+Gloo, paddle's CPU collective backend, gives up on an all-reduce after 30
+seconds (its default; paddle offers no way to change it): a rank that lags
+more than that behind the others ends the run, although nothing is wrong.
+Ranks drift apart where each does work of its own (loader workers starting
+at an epoch's first batch, validation, rank 0 writing checkpoints), so those
+places first wait in :func:`wait_for_ranks`, which has no such limit; the
+per-step exchanges (:func:`gather_floats`, the gradient all-reduce) then
+find the ranks in step. Found as three "stalls" of 2-process runs with
+loader workers on a busy machine (docs/faults.md).
 """
 import os
 
 import paddle
 
-__all__ = ["world_size", "rank", "is_main", "init", "all_reduce_sum", "gather_floats", "average_buffers", "barrier"]
+__all__ = ["world_size", "rank", "is_main", "init", "all_reduce_sum", "gather_floats", "average_buffers", "barrier",
+           "wait_for_ranks", "WAIT_LIMIT_S"]
 
 
 def world_size():
@@ -35,10 +46,46 @@ def init():
     return rank(), world_size()
 
 
-def all_reduce_sum(values):
-    """Sum a list of floats over ranks (float64)."""
+WAIT_LIMIT_S = 900  # the launcher's TCP store's own limit on a wait
+_WAITS = [0]
+
+
+def wait_for_ranks(what):
+    """Return when every rank has reached this call (the n-th call of each
+    rank meets the n-th of the others), however late some are, up to
+    ``WAIT_LIMIT_S``; ``what`` names the place for the error message. Goes
+    through the TCP store the launcher set up (a key per rank and call)."""
+    if world_size() <= 1:
+        return
+    from paddle.base import core
+
+    from ..errors import TrainingError
+
+    _WAITS[0] += 1
+    store = core.create_or_get_global_tcp_store()
+    key = "ppresvar/wait/%d/%%d" % _WAITS[0]
+    store.set(key % rank(), "1")
+    for r in range(world_size()):
+        if r == rank():
+            continue
+        try:
+            store.wait(key % r)
+        except Exception as e:  # the store's limit
+            raise TrainingError("rank %d of %d waited %d s for rank %d at %s and stopped (%s); the last "
+                                "checkpoint written is kept: continue with --resume"
+                                % (rank(), world_size(), WAIT_LIMIT_S, r, what, str(e).strip().splitlines()[-1]))
+
+
+def all_reduce_sum(values, what="the metric sums"):
+    """Sum a list of floats over ranks (float64), once every rank is there
+    (:func:`wait_for_ranks`)."""
     if world_size() <= 1:
         return list(values)
+    wait_for_ranks(what)
+    return _all_reduce(values)
+
+
+def _all_reduce(values):
     t = paddle.to_tensor(list(values), dtype="float64")
     paddle.distributed.all_reduce(t)
     return [float(v) for v in t.numpy()]
@@ -50,7 +97,7 @@ def gather_floats(value):
         return [float(value)]
     values = [0.0] * world_size()
     values[rank()] = float(value)
-    return all_reduce_sum(values)
+    return _all_reduce(values)  # per step: the ranks are in step (see the module's text)
 
 
 def average_buffers(model, extra_states=()):
@@ -72,6 +119,5 @@ def average_buffers(model, extra_states=()):
             t.set_value(total / float(world_size()))
 
 
-def barrier():
-    if world_size() > 1:
-        paddle.distributed.barrier()
+def barrier(what="the end of an epoch"):
+    wait_for_ranks(what)

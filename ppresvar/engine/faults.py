@@ -7,9 +7,11 @@ and test_launch.py) makes the process, when the run reaches ``<moment>``
     kill     send itself SIGKILL
     raise    raise RuntimeError("injected fault")
     nan      turn that step's loss into NaN (moment ``loss:<iteration>``)
+    slow<s>  sleep s seconds there (a rank that lags: a loader slow to start, a slow disk)
 
 The moments, in run order:
 
+    batch:<epoch>:<batch>                before the training loader gives that batch of the epoch
     loss:<iteration>                     the loss of that optimizer step computed (1-based, over the run)
     step:<iteration>                     after that optimizer step
     val:<epoch>:<batch>                  during validation, after that batch
@@ -21,6 +23,7 @@ Unset (always, outside the tests) a moment costs one comparison.
 """
 import os
 import signal
+import time
 
 __all__ = ["ENV", "point"]
 
@@ -49,6 +52,8 @@ def point(*where):
     action = _TARGET[0]
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if action.startswith("slow"):
+        time.sleep(float(action[len("slow"):]))
     if action == "raise":
         raise RuntimeError("injected fault")
     return action == "nan"

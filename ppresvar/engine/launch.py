@@ -106,6 +106,14 @@ def failure_report(n, log_dir, failures, killed, errors):
     silent = [r for r in range(n) if r not in said]
     if silent and all(_BROKEN.search(f["message"]) for f in failures):
         signals = dict((r, -c) for r, c in killed if c < 0 and c != -15)
+        late = [r for r in silent if r not in signals and _stopped_by_launcher(log(r))]
+        if failures and late and len(late) == len(silent):
+            f = failures[0]
+            return ("rank %d of %d fell more than 30 s behind rank %d%s, gloo's limit on an all-reduce, and the "
+                    "run stopped (a busy machine, or data loader workers that cannot keep up: fewer workers "
+                    "or Global.cpu_processes=1 avoid it); the last checkpoint written is kept: continue with "
+                    "--resume; logs in %s" % (late[0], n, f["rank"], " at " + f["where"] if f.get("where") else "",
+                                              log_dir))
         rank = next((r for r in silent if r in signals), silent[0])
         if rank in signals:
             how = "was killed by signal %d%s" % (signals[rank], " (often the system running out of memory)"
@@ -126,6 +134,19 @@ def failure_report(n, log_dir, failures, killed, errors):
     if errors:
         return errors[0][len("error: "):].rstrip("\n")
     return None
+
+
+def _stopped_by_launcher(path):
+    """Whether a rank's log ends with paddle's report of the SIGTERM the
+    launcher sends to the ranks still running: that rank was alive (late),
+    not killed."""
+    try:
+        with open(path, errors="replace") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 20000))
+            return "Termination signal" in f.read()
+    except OSError:
+        return False
 
 
 def relaunch(n, script, argv):

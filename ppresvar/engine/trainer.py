@@ -210,6 +210,7 @@ class Trainer(object):
         self.best_metric, self.best_epoch = None, None
         if resume_state is not None:
             self._restore(resume_state, resume_path)
+        distributed.wait_for_ranks("the start (reading data, building the model)")
         self.net = paddle.DataParallel(self.model) if self.world > 1 else self.model
 
         if run_dir is None:
@@ -343,7 +344,7 @@ class Trainer(object):
                 paths = [os.path.join(self.ckpt_dir, "best.pdckpt")] if improved else []
                 save_checkpoints(paths + [os.path.join(self.ckpt_dir, "last.pdckpt")], self.state())
                 self._epoch_line(record, improved)
-            distributed.barrier()
+            distributed.barrier("the end of epoch %d (rank 0 writing checkpoints)" % epoch)
 
     def train_epoch(self, epoch):
         self.net.train()
@@ -354,9 +355,15 @@ class Trainer(object):
         progress = Progress(steps, epoch, self.epochs, self.cfg["Global"]["print_batch_step"],
                             logger=self.log, enabled=self.main)
         compute, lr, i = 0.0, self.optimizer.get_lr(), 0
-        for images, labels in self.train_loader:
-            if i >= steps:
+        batches = iter(self.train_loader)
+        while i < steps:
+            faults.point("batch", epoch, i + 1)
+            batch = next(batches, None)
+            if batch is None:
                 break
+            images, labels = batch
+            if i == 0:  # loader workers start now: a rank may be far behind the others
+                distributed.wait_for_ranks("the first batch of epoch %d" % epoch)
             t0 = time.time()
             lr = self.optimizer.get_lr()
             self.at = (epoch, i + 1)

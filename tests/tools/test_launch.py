@@ -107,6 +107,34 @@ def test_a_fault_on_one_rank_stops_every_rank_with_one_line(archive, tmp_path, f
         assert "training stopped" in line and "--resume" in line
 
 
+# Gloo gives up on an all-reduce after 30 s. A rank 35 s late where ranks drift
+# apart (its loader starting an epoch, rank 0 writing checkpoints) is waited for;
+# one 35 s late in the middle of an epoch stops the run, named as late, not killed.
+def _strip(run):
+    return [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")}
+            for r in read_metrics(os.path.join(run, "metrics.jsonl"))]
+
+
+@pytest.mark.slow
+def test_a_rank_far_behind_at_an_epoch_boundary_is_waited_for(archive, tmp_path):
+    out = str(tmp_path / "out")
+    full = _two(archive, out, "full", epochs=2)
+    assert full.returncode == 0, full.stderr[-3000:]
+    for name, fault in (("loader", "slow35@batch:2:1@rank1"), ("writer", "slow35@logged:1@rank0")):
+        proc = _two(archive, out, name, fault, epochs=2)
+        assert proc.returncode == 0, (fault, proc.stderr[-3000:])
+        assert _strip(os.path.join(out, name)) == _strip(os.path.join(out, "full")), fault
+    assert max(r["epoch_time_s"] for r in read_metrics(os.path.join(out, "loader", "metrics.jsonl"))) > 35
+
+
+@pytest.mark.slow
+def test_a_rank_far_behind_mid_epoch_is_named(archive, tmp_path):
+    proc = _two(archive, str(tmp_path / "out"), "late", "slow35@batch:1:3@rank1", epochs=2)
+    line = _one_error_line(proc)
+    assert proc.returncode == 1, line
+    assert "rank 1 of 2 fell more than 30 s behind rank 0 at epoch 1, iteration 3" in line and "--resume" in line
+
+
 @pytest.mark.slow
 def test_resume_of_two_processes_and_on_another_number_of_processes(archive, tmp_path):
     """A 2-process run killed after its first epoch and resumed ends like an
