@@ -34,7 +34,7 @@ SPLIT_ENV = "PPRESVAR_SPLIT_BATCH"  # set for the processes ppresvar launches it
 FAILURE_ENV = "PPRESVAR_FAILURE_DIR"  # where those processes record a failure (record_failure)
 _BROKEN = re.compile(r"gloo|Connection reset|Connection closed|Broken pipe|TIMEOUT|Timed out|pair\.cc", re.I)
 _FAILED = re.compile(r"Container rank (\d+) status failed .* code (-?\d+)")
-_NOISE = re.compile(r"^(LAUNCH (INFO|WARNING)|[IWE]\d{4} \d\d:\d\d|=+( Modified FLAGS detected =+)?$|"
+_NOISE = re.compile(r"^(LAUNCH (INFO|WARNING|ERROR)|[IWE]\d{4} \d\d:\d\d|=+( Modified FLAGS detected =+)?$|"
                     r"FLAGS\(name=|\s*warnings\.warn\(|.*UserWarning: (No ccache|Your model will be trained))")
 
 
