@@ -54,7 +54,7 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     assert os.path.isfile(os.path.join(runs, "tiny", "r20-seed0", "checkpoints", "last.pdckpt"))
     # the ledger shows what was kept
     md = ledger.build(reproduce.load_manifest(manifest), results)
-    assert "**%.2f** +- - (n=1)" % (100 * test["last"]["top1"]) in md and "91.25 (a paper)" in md
+    assert "**%.2f** (n=1, no spread)" % (100 * test["last"]["top1"]) in md and "91.25 (a paper)" in md
     # a second call finds the row done and trains nothing
     r = run_tool("reproduce", args + ["--dry-run"])
     assert r.returncode == 0 and r.stdout.split()[0] == "done"
@@ -105,10 +105,10 @@ def test_ledger_from_fixture_results(tmp_path):
     assert "**91.00** +- 0.71 (n=2)" in md
     # the means agree (gap 0.00) within the larger range (2.00 points)
     assert "differ by 0.00 points; the larger seed-to-seed range is 2.00 points: **within the spread**" in md
-    assert "| R20 | 64k | 8.75 (He) | - | **8.75** +- - (n=1) |" in md  # error = 100 - top-1
+    assert "| R20 | 64k | 8.75 (He) | - | **8.75** (n=1, no spread) |" in md  # error = 100 - top-1
     assert "| R56 | 64k | - | - | not yet run; estimated about 7 h on this machine |" in md
     assert "2 cores, Test CPU" in md and "`aaaaaaa`" in md
-    assert "| R20 again | 64k | - | - | **8.75** +- - (n=1) |" in md and "- again: the runs of err/r20" in md
+    assert "| R20 again | 64k | - | - | **8.75** (n=1, no spread) |" in md and "- again: the runs of err/r20" in md
     assert reproduce.plan(manifest, "err", ["again"], "/tmp/r", results)[0]["action"] == "shared with err/r20"
     # a gap larger than the spread is called so
     other = str(tmp_path / "other")
