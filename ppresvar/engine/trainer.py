@@ -372,6 +372,7 @@ class Trainer(object):
             compute += time.time() - t0
             i += 1
             progress.update(i, sums.loss, sums.accuracy(1), lr)
+        batches.close()  # ends the loader's workers now, not when the generator is collected
         progress.close()
         sums.all_reduce()
         return {"loss": sums.loss, "top1": sums.accuracy(1), "lr": lr,

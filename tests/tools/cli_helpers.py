@@ -37,3 +37,23 @@ def cifar_args(archive, out, run_name, epochs=2, val=32, batch=32, processes=1):
             "-o", "Global.iterations=null", "-o", "Global.epochs=%d" % epochs,
             "-o", "Optimizer.lr.milestones=[6, 9]", "-o", "Global.print_batch_step=2",
             "-o", "Global.output_dir=%s" % out, "-o", "Global.run_name=%s" % run_name]
+
+
+def descendants(pid):
+    """Pids of every live process below ``pid``, read from /proc/*/stat."""
+    parent = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    stat = f.read()
+            except OSError:  # ended meanwhile
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] != "Z":
+                parent[int(name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - found
+        found |= frontier
+    return sorted(found)

@@ -3,12 +3,14 @@ exactly as the in-process loader does (shared memory or pipes), a worker
 that raises gives one line and no hang, and a small /dev/shm makes the
 workers use pipes."""
 import os
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
 import numpy as np
 
-from cli_helpers import cifar_args, run_tool
+from cli_helpers import ROOT, cifar_args, run_tool
 from ppresvar.data import loader as L
 from ppresvar.engine.logger import read_metrics
 
@@ -77,3 +79,46 @@ def test_small_shared_memory_makes_workers_use_pipes(monkeypatch):
 
     monkeypatch.setattr(L.shutil, "disk_usage", missing)
     assert L.shared_memory_ok() == (os.name == "nt")
+
+
+EARLY_STOP = """
+import os, sys
+import numpy as np, paddle
+from cli_helpers import descendants
+from ppresvar.data.loader import LoaderErrors
+
+class Ten(paddle.io.Dataset):
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, i):
+        return np.full((3, 4, 4), i, "float32"), np.int64(i % 10)
+
+loader = LoaderErrors(paddle.io.DataLoader(Ten(), batch_size=10, num_workers=2, return_list=True))
+for take in [int(t) for t in sys.argv[1:]]:
+    batches = iter(loader)
+    for _ in range(take):
+        next(batches)
+    running = len(descendants(os.getpid()))
+    batches.close()
+    print(take, running, len(descendants(os.getpid())), flush=True)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_a_loop_that_stops_early_ends_the_workers(tmp_path):
+    """Paddle ends its workers only when an iterator runs out: the trainer's
+    loop takes exactly len(loader) batches, and a loop may break. Closing the
+    generator ends them (each pass leaked 2 workers before); passes that
+    break after one batch, with batches in flight, alternate with full ones
+    (the next pass's workers hung before the old iterator was collected)."""
+    script = tmp_path / "early.py"
+    script.write_text(EARLY_STOP)
+    takes = ["4", "1", "4", "1", "1", "4", "1", "4"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.dirname(os.path.abspath(__file__))]))
+    r = subprocess.run([sys.executable, str(script)] + takes, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert [row[0] for row in rows] == takes
+    assert all(int(running) >= 2 and int(after) == 0 for _, running, after in rows), rows
