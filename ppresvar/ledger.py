@@ -103,11 +103,12 @@ def _hardware(runs):
     return "; ".join(seen)
 
 
-_MACHINE_PATHS = [  # (pattern, placeholder): the paths of the machine a run was made on
-    (re.compile(r"(Global\.output_dir=)\S+"), r"\1<runs dir>"),
-    (re.compile(r"(\.data_file=)\S+"), r"\1<cifar archive>"),
-    (re.compile(r"(--data )\S+"), r"\1<cifar archive>"),
-    (re.compile(r"(--out )\S+"), r"\1<run dir>"),
+_MACHINE_PATHS = [  # (pattern, placeholder): the paths of the machine a run was made on, for results
+    # kept before reproduce.collect wrote them as placeholders itself (left alone: "(?!<)")
+    (re.compile(r"(Global\.output_dir=)(?!<)\S+"), r"\1<runs dir>"),
+    (re.compile(r"(\.data_file=)(?!<)\S+"), r"\1<cifar archive>"),
+    (re.compile(r"(--data )(?!<)\S+"), r"\1<cifar archive>"),
+    (re.compile(r"(--out )(?!<)\S+"), r"\1<run dir>"),
 ]
 
 

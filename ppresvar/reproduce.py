@@ -8,7 +8,9 @@ files of each finished run in ``results/<experiment>/<row>/seed<S>/``:
     curves.png      loss and accuracy per epoch
     run.json        commit, machine, framework, command, budget, training time
 
-Checkpoints stay in the run directory (``--runs-dir``, outside the work tree).
+Checkpoints stay in the run directory (``--runs-dir``, outside the work tree);
+the kept files name the runs folder and the data archive as ``<runs dir>`` and
+``<cifar archive>``, not as this machine's paths.
 ``tools/reproduce.py`` is the command line; ``ppresvar.ledger`` writes the
 ledger from what this module keeps.
 """
@@ -16,6 +18,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -244,6 +247,35 @@ def _read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def machine_paths(run_dir, config, command):
+    """``[(path, placeholder)]``: the runs folder and the data archive of the
+    machine a run was made on (its run directory's grandparent; the configs'
+    ``data_file`` values and a torch command's ``--data``), longest first."""
+    subs = {os.path.dirname(os.path.dirname(os.path.abspath(run_dir))): "<runs dir>"}
+    data = re.findall(r"--data (\S+)", command or "")
+    for section in ((config or {}).get("DataLoader") or {}).values():
+        data.append(((section or {}).get("dataset") or {}).get("data_file"))
+    for path in data:
+        if isinstance(path, str) and os.path.isabs(path):
+            subs[path] = "<cifar archive>"
+    return sorted(subs.items(), key=lambda kv: -len(kv[0]))
+
+
+def make_portable(result_dir, subs):
+    """Write this machine's paths in a kept result's text files as
+    placeholders (``subs`` from :func:`machine_paths`)."""
+    for name in ("config.yaml", "run.json", "test.json"):
+        path = os.path.join(result_dir, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for old, placeholder in subs:
+            text = text.replace(old, placeholder)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
 def collect(step, python, log=print):
     """Evaluate a finished run on the test split and copy its small files
     into ``results/``; returns the result directory."""
@@ -287,6 +319,7 @@ def collect(step, python, log=print):
     }
     with open(os.path.join(tmp, "run.json"), "w") as f:
         json.dump(run, f, indent=1)
+    make_portable(tmp, machine_paths(run_dir, config, run["command"]))
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     os.replace(tmp, out)

@@ -4,6 +4,7 @@ folder (mean, spread, error vs accuracy, rows not yet run, the parity
 verdict); the manifest's checks; the committed ledger is up to date."""
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -52,12 +53,27 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     assert "tools/train.py -c configs/resnet20.yaml" in run["command"] and "Global.seed=0" in run["command"]
     assert len(run["commit"] or "x" * 40) == 40
     assert os.path.isfile(os.path.join(runs, "tiny", "r20-seed0", "checkpoints", "last.pdckpt"))
+    assert machine_paths_in(kept) == []
+    assert yaml.safe_load(open(os.path.join(kept, "config.yaml")))["Global"]["output_dir"] == "<runs dir>/tiny"
+    assert "data_file=<cifar archive>" in run["command"] and test["last"]["weights"].startswith("<runs dir>/")
     # the ledger shows what was kept
     md = ledger.build(reproduce.load_manifest(manifest), results)
     assert "**%.2f** (n=1, no spread)" % (100 * test["last"]["top1"]) in md and "91.25 (a paper)" in md
     # a second call finds the row done and trains nothing
     r = run_tool("reproduce", args + ["--dry-run"])
     assert r.returncode == 0 and r.stdout.split()[0] == "done"
+
+
+ABSOLUTE_PATH = re.compile(r"""(?:^|[\s=:"'])(/[\w.-]+(?:/[\w.-]+)+)""", re.M)
+
+
+def machine_paths_in(result_dir):
+    """Absolute paths written in a kept result's text files."""
+    found = []
+    for name in ("config.yaml", "run.json", "test.json"):
+        with open(os.path.join(result_dir, name), encoding="utf-8") as f:
+            found += ["%s: %s" % (name, m) for m in ABSOLUTE_PATH.findall(f.read())]
+    return found
 
 
 def test_a_torch_row_needs_a_torch_python(archive, tmp_path):
@@ -152,6 +168,7 @@ def test_committed_ledger_is_up_to_date_and_results_hold_no_checkpoints():
             assert sorted(files) == ["config.yaml", "curves.png", "metrics.jsonl", "run.json", "test.json"]
             rel = os.path.relpath(dirpath, os.path.join(ROOT, "results")).split(os.sep)
             assert rel[0] in manifest and rel[1] in manifest[rel[0]]["rows"]
+            assert machine_paths_in(dirpath) == []
 
 
 def test_ledger_commands_name_no_path_of_the_machine():
@@ -162,5 +179,7 @@ def test_ledger_commands_name_no_path_of_the_machine():
     torch = "python scripts/torch_reference.py --train --seed 0 --data /d/c.tar.gz --out /r/torch-seed0"
     assert ledger.portable(torch) == ("python scripts/torch_reference.py --train --seed 0 --data <cifar archive> "
                                       "--out <run dir>")
+    kept = "python tools/train.py -o Global.output_dir=<runs dir>/parity -o X.data_file=<cifar archive> --out <runs dir>/p"
+    assert ledger.portable(kept) == kept  # written portable by reproduce.collect: left as it is
     text = open(os.path.join(ROOT, "docs", "reproductions.md"), encoding="utf-8").read()
     assert "/work/" not in text and "/home/" not in text
