@@ -1,7 +1,8 @@
 """Loader workers on CPU, end to end through tools/train.py: 2 workers train
 exactly as the in-process loader does (shared memory or pipes), a worker
-that raises gives one line and no hang, and a small /dev/shm makes the
-workers use pipes."""
+that raises gives one line and no hang, a small /dev/shm makes the
+workers use pipes, and a loop that stops before the loader runs out ends its
+workers (no leak, no hang on the next pass)."""
 import os
 import subprocess
 import sys
