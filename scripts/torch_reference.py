@@ -490,14 +490,29 @@ def evaluate(model, loader):
     return {"loss": loss / seen, "top1": top1 / seen, "top5": top5 / seen, "samples": seen}
 
 
+def lr_factor(schedule, total, milestones=(), gamma=0.1):
+    """The learning rate's factor after ``t`` iterations, as ppresvar's
+    schedules with ``unit: iteration`` give it: ``cosine`` from 1 to 0 over
+    ``total`` iterations (``Cosine``), or ``step``: ``gamma`` to the number
+    of milestones reached (``MultiStep``: the rate of iteration 32000,
+    counted from 0, is already divided)."""
+    if schedule == "cosine":
+        return lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))
+    marks = sorted(int(m) for m in milestones)
+    return lambda t: gamma ** sum(1 for m in marks if t >= m)
+
+
 def train_run(a):
-    """A whole training run, resumable: ``--epochs`` of SGD with a
-    per-iteration cosine from ``--lr`` to 0 (ppresvar's ``Cosine`` with
-    ``unit: iteration``), validation on the held-out split after each epoch,
-    one JSON line per epoch in ``OUT/metrics.jsonl`` (ppresvar's keys), the
-    state in ``OUT/last.pt`` after each epoch (``--train`` again continues
-    from it), and at the end ``OUT/test.json``: the test split on the last
-    epoch's weights."""
+    """A whole training run, resumable: ``--epochs`` (or ``--iterations``,
+    the last epoch then partial) of SGD with a per-iteration learning rate
+    schedule (``--schedule``: a cosine from ``--lr`` to 0, ppresvar's
+    ``Cosine``; or ``step``: ``--lr`` times ``--gamma`` at each of
+    ``--milestones``, ppresvar's ``MultiStep``), both with ``unit:
+    iteration``; validation on the held-out split after each epoch, one JSON
+    line per epoch in ``OUT/metrics.jsonl`` (ppresvar's keys), the state in
+    ``OUT/last.pt`` after each epoch (``--train`` again continues from it),
+    and at the end ``OUT/test.json``: the test split on the last
+    iteration's weights."""
     os.makedirs(a.out, exist_ok=True)
     images, labels = read_cifar(a.data, "train")
     test_x, test_y = read_cifar(a.data, "test")
@@ -510,8 +525,12 @@ def train_run(a):
     init_like_ppresvar(model)
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
-    total = a.epochs * len(train)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total)))
+    if a.iterations:
+        total = a.iterations
+        a.epochs = -(-total // len(train))
+    else:
+        total = a.epochs * len(train)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(a.schedule, total, a.milestones, a.gamma))
     ckpt, metrics = os.path.join(a.out, "last.pt"), os.path.join(a.out, "metrics.jsonl")
     start_epoch = 0
     if os.path.exists(ckpt):
@@ -534,6 +553,8 @@ def train_run(a):
         seen = hits = 0
         loss_sum = 0.0
         for x, y in train:
+            if sched.last_epoch >= total:
+                break  # --iterations reached: the last epoch is partial
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
@@ -548,7 +569,8 @@ def train_run(a):
         train_s = time.perf_counter() - start
         lr = opt.param_groups[0]["lr"]  # as ppresvar logs it: the rate after the epoch's last step
         v = evaluate(model, val)
-        record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_top1": hits / seen,
+        record = {"epoch": epoch, "iterations": sched.last_epoch, "lr": lr, "train_loss": loss_sum / seen,
+                  "train_top1": hits / seen,
                   "val_loss": v["loss"], "val_top1": v["top1"], "val_top5": v["top5"],
                   "epoch_time_s": time.perf_counter() - start, "images_per_s": seen / train_s}
         with open(metrics, "a") as f:
@@ -561,7 +583,8 @@ def train_run(a):
             epoch, a.epochs, record["train_loss"], 100 * record["train_top1"], 100 * v["top1"], lr,
             record["epoch_time_s"]), flush=True)
     t = evaluate(model, test)
-    result = dict(t, split="test", arch="%s (PyTorch reference)" % a.model, weights="last epoch (%d)" % a.epochs,
+    result = dict(t, split="test", arch="%s (PyTorch reference)" % a.model,
+                  weights="last epoch (%d, iteration %d)" % (a.epochs, sched.last_epoch),
                   ema=False, torch=torch.__version__, threads=torch.get_num_threads())
     with open(os.path.join(a.out, "test.json"), "w") as f:
         json.dump(result, f)
@@ -609,6 +632,12 @@ def main():
     t.add_argument("--train", action="store_true")
     t.add_argument("--model", default="resnet20", choices=sorted(MODELS))
     t.add_argument("--out", default=None, help="run directory: metrics.jsonl, last.pt, test.json")
+    t.add_argument("--iterations", type=int, default=None,
+                   help="stop after this many iterations (the last epoch partial); --epochs is then derived")
+    t.add_argument("--schedule", default="cosine", choices=("cosine", "step"),
+                   help="per-iteration learning rate: cosine to 0, or step (x --gamma at each of --milestones)")
+    t.add_argument("--milestones", type=int, nargs="*", default=[], help="iterations of the step schedule's drops")
+    t.add_argument("--gamma", type=float, default=0.1, help="the step schedule's factor")
     a = p.parse_args()
     threads = set_threads(a.threads)
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "threads_asked": threads,
@@ -617,6 +646,8 @@ def main():
     if a.train:
         if not a.data or not a.out:
             p.error("--train needs --data ARCHIVE and --out DIR")
+        if a.schedule == "step" and not a.milestones:
+            p.error("--schedule step needs --milestones")
         res.update(train_run(a))
         print(RESULT_TAG + json.dumps(res), flush=True)
         return
