@@ -54,21 +54,27 @@ class ZeroPadShortcut(nn.Module):
 
 
 class DyReLU(nn.Module):
-    """Dynamic ReLU (Chen et al. 2020), modes B and C, K=2, reduction 8."""
+    """Dynamic ReLU (Chen et al. 2020, eqs. 1-4), written from the paper:
+    ``y_c = max_k (a_c^k x_c + b_c^k)``, ``a^k = alpha^k + lambda_a da^k``,
+    ``b^k = beta^k + lambda_b db^k``, residuals ``d = 2 gate(fc2(relu(fc1(
+    mean_hw x)))) - 1``; mode A: one set of K pairs per image, B: per image
+    and channel, C: B's residuals times ``min(HW/3 softmax_hw(conv1x1 x / tau), 1)``.
+    ``gate``: sigmoid, or ``hard``: relu6(z + 3) / 6."""
 
-    def __init__(self, c, mode="C", k=2, reduction=8, lambda_a=1.0, lambda_b=0.5, tau=10.0):
+    def __init__(self, c, mode="C", k=2, reduction=8, lambda_a=1.0, lambda_b=0.5, tau=10.0, gate="sigmoid"):
         super().__init__()
-        self.c, self.k, self.mode, self.tau = c, k, mode, tau
+        self.c, self.k, self.mode, self.tau, self.gate = c, k, mode, tau, gate
         self.fc1 = nn.Linear(c, c // reduction)
-        self.fc2 = nn.Linear(c // reduction, 2 * k * c)
+        self.fc2 = nn.Linear(c // reduction, 2 * k * (1 if mode == "A" else c))
         self.spatial = nn.Conv2d(c, 1, 1) if mode == "C" else None
         self.register_buffer("lambdas", torch.tensor([lambda_a] * k + [lambda_b] * k))
         self.register_buffer("init_v", torch.tensor([1.0] + [0.0] * (k - 1) + [0.0] * k))
 
     def forward(self, x):
         k = self.k
-        d = 2 * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3)))))) - 1
-        d = d.view(-1, self.c, 2 * k, 1, 1)
+        z = self.fc2(F.relu(self.fc1(x.mean((2, 3)))))
+        d = 2 * (F.relu6(z + 3) / 6 if self.gate == "hard" else torch.sigmoid(z)) - 1
+        d = d.view(-1, 1 if self.mode == "A" else self.c, 2 * k, 1, 1)
         if self.mode == "C":
             s = self.spatial(x)
             hw = x.shape[2] * x.shape[3]
@@ -232,11 +238,19 @@ def dyrelu_c(c):
     return DyReLU(c, "C")
 
 
+def resnet18_dyrelu(mode, widths=(64, 128, 256, 512), reduction=8, gate="sigmoid", **o):
+    """ResNet-18 (CIFAR stem) with DyReLU at the stem and at both activations of every block."""
+    return ResNet(BasicBlock, [2] * 4, tuple(widths),
+                  act=lambda c: DyReLU(c, mode, reduction=reduction, gate=gate), **o)
+
+
 MODELS = {
     "resnet20": lambda **o: ResNet(BasicBlock, [3] * 3, (16, 32, 64), "A", **o),
     "resnet56": lambda **o: ResNet(BasicBlock, [9] * 3, (16, 32, 64), "A", **o),
-    "resnet18": lambda **o: ResNet(BasicBlock, [2] * 4, (64, 128, 256, 512), **o),
-    "resnet18_dyrelu_c": lambda **o: ResNet(BasicBlock, [2] * 4, (64, 128, 256, 512), act=dyrelu_c, **o),
+    "resnet18": lambda widths=(64, 128, 256, 512), **o: ResNet(BasicBlock, [2] * 4, tuple(widths), **o),
+    "resnet18_dyrelu_a": lambda **o: resnet18_dyrelu("A", **o),
+    "resnet18_dyrelu_b": lambda **o: resnet18_dyrelu("B", **o),
+    "resnet18_dyrelu_c": lambda **o: resnet18_dyrelu("C", **o),
     "resnet50_nam": lambda **o: ResNet(Bottleneck, [3, 4, 6, 3], (64, 128, 256, 512), attn=NAMChannel, **o),
     "rir18": lambda **o: RiR(**o),
 }
@@ -369,17 +383,51 @@ class Loader(object):
     4-pixel zero padding + random 32x32 crop + horizontal flip (training),
     then ``(x / 255 - mean) / std``; channels-last float32 tensors."""
 
-    def __init__(self, images, labels, batch, mean, std, train, seed=0):
+    def __init__(self, images, labels, batch, mean, std, train, seed=0, augment="padcrop", drop_last=False):
         self.images, self.labels, self.batch, self.train = images, labels, batch, train
+        self.augment, self.drop_last = augment, drop_last
         self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1) * 255.0
         self.inv_std = 1.0 / (np.asarray(std, np.float32).reshape(1, 3, 1, 1) * 255.0)
         self.rng = np.random.RandomState(seed)
         self.epoch = 0
 
     def __len__(self):
+        if self.drop_last and self.train:
+            return len(self.images) // self.batch
         return -(-len(self.images) // self.batch)
 
+    def _resized_crop(self, x, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
+        """RandomResizedCrop(32) per image, as torchvision and paddle.vision
+        draw it (10 tries of an area fraction in ``scale`` and a log-uniform
+        aspect ratio, else a centre crop clamped to ``ratio``), resized back
+        to the input size bilinearly; then the flip."""
+        b, _, h, w = x.shape
+        out = np.empty((b, 3, h, w), np.float32)
+        for i in range(b):
+            for _ in range(10):
+                area = h * w * self.rng.uniform(*scale)
+                r = math.exp(self.rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+                cw, ch = int(round(math.sqrt(area * r))), int(round(math.sqrt(area / r)))
+                if 0 < cw <= w and 0 < ch <= h:
+                    top, left = self.rng.randint(0, h - ch + 1), self.rng.randint(0, w - cw + 1)
+                    break
+            else:
+                cw, ch = w, h
+                if w / h < ratio[0]:
+                    ch = int(round(w / ratio[0]))
+                elif w / h > ratio[1]:
+                    cw = int(round(h * ratio[1]))
+                top, left = (h - ch) // 2, (w - cw) // 2
+            crop = torch.from_numpy(np.ascontiguousarray(x[i:i + 1, :, top:top + ch, left:left + cw],
+                                                         dtype=np.float32))
+            out[i] = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)[0].numpy()
+        flip = self.rng.rand(b) < 0.5
+        out[flip] = out[flip][..., ::-1]
+        return out
+
     def _augment(self, x):
+        if self.augment == "resizedcrop":
+            return self._resized_crop(x)
         b = x.shape[0]
         padded = np.zeros((b, 3, 40, 40), np.uint8)
         padded[:, :, 4:36, 4:36] = x
@@ -393,7 +441,7 @@ class Loader(object):
     def __iter__(self):
         n = len(self.images)
         order = self.rng.permutation(n) if self.train else np.arange(n)
-        for i in range(0, n, self.batch):
+        for i in range(0, len(self) * self.batch, self.batch):
             idx = order[i:i + self.batch]
             x = self.images[idx]
             if self.train:
@@ -518,11 +566,22 @@ def train_run(a):
     test_x, test_y = read_cifar(a.data, "test")
     train_idx, val_idx = holdout_indices(len(images), a.val_size, a.split_seed)
     torch.manual_seed(a.seed)
-    train = Loader(images[train_idx], labels[train_idx], a.batch, a.mean, a.std, True, a.seed)
+    train = Loader(images[train_idx], labels[train_idx], a.batch, a.mean, a.std, True, a.seed, a.augment,
+                   a.drop_last)
     val = Loader(images[val_idx], labels[val_idx], a.eval_batch, a.mean, a.std, False)
     test = Loader(test_x, test_y, a.eval_batch, a.mean, a.std, False)
-    model = MODELS[a.model](num_classes=int(labels.max()) + 1)
+    options = {}
+    if a.widths:
+        options["widths"] = a.widths
+    if a.model.startswith("resnet18_dyrelu"):
+        options.update(reduction=a.reduction, gate=a.dyrelu_gate)
+    model = MODELS[a.model](num_classes=int(labels.max()) + 1, **options)
     init_like_ppresvar(model)
+    if a.dyrelu_init == "relu":  # every DyReLU starts as a ReLU (ppresvar's dyrelu_init='relu')
+        for m in model.modules():
+            if isinstance(m, DyReLU):
+                nn.init.zeros_(m.fc2.weight)
+                nn.init.zeros_(m.fc2.bias)
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
     if a.iterations:
@@ -556,7 +615,7 @@ def train_run(a):
             if sched.last_epoch >= total:
                 break  # --iterations reached: the last epoch is partial
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -638,6 +697,15 @@ def main():
                    help="per-iteration learning rate: cosine to 0, or step (x --gamma at each of --milestones)")
     t.add_argument("--milestones", type=int, nargs="*", default=[], help="iterations of the step schedule's drops")
     t.add_argument("--gamma", type=float, default=0.1, help="the step schedule's factor")
+    t.add_argument("--widths", type=int, nargs=4, default=None, help="ResNet-18's stage widths (e.g. 16 32 64 128)")
+    t.add_argument("--augment", default="padcrop", choices=("padcrop", "resizedcrop"),
+                   help="padcrop: 4-pixel padding, 32x32 crop, flip; resizedcrop: RandomResizedCrop(32), flip")
+    t.add_argument("--drop-last", action="store_true", help="drop the last partial training batch")
+    t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--reduction", type=int, default=8, help="DyReLU's reduction")
+    t.add_argument("--dyrelu-init", default="random", choices=("random", "relu"),
+                   help="random: paddle's Linear init (Xavier uniform, zero bias), as ppresvar; relu: fc2 zero")
+    t.add_argument("--dyrelu-gate", default="sigmoid", choices=("sigmoid", "hard"))
     a = p.parse_args()
     threads = set_threads(a.threads)
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "threads_asked": threads,

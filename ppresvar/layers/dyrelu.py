@@ -11,24 +11,43 @@ where the residuals ``d = 2*sigmoid(fc2(relu(fc1(avgpool(x))))) - 1`` lie in [-1
   taken over all H*W positions, ``gamma = H*W / 3``.
 
 Defaults follow the paper: K=2, reduction 8 (seed 004), lambda_a=1.0,
-lambda_b=0.5, alpha=(1, 0), beta=(0, 0) so that a fresh layer is a ReLU.
-The forward broadcasts coefficients against NCHW input (no transposes, and
-for C no (B, C, 2K, H, W) tensor) and keeps no state on ``self``.
+lambda_b=0.5, alpha=(1, 0), beta=(0, 0). The forward broadcasts
+coefficients against NCHW input (no transposes, and for C no
+(B, C, 2K, H, W) tensor) and keeps no state on ``self``.
+
+Two choices the paper leaves open, as options (the defaults are the seed's):
+
+* ``init``: ``'random'`` leaves the coefficient layers as the framework
+  builds them (paddle: Xavier-uniform weights, zero biases), so a fresh layer
+  applies random residuals to each image, as the seed's layer did;
+  ``'relu'`` zeroes the last coefficient layer (``fc2``), so every residual
+  is 0 and a fresh layer is exactly ``max(alpha x + beta)`` = ReLU; the
+  coefficients then grow from the data (mmdetection's DyReLU starts near
+  there, from N(0, 0.01)).
+* ``gate``: the squashing of the residuals, ``d = 2 gate(z) - 1``:
+  ``'sigmoid'`` (the paper's text) or ``'hard'``, the hard sigmoid
+  ``relu6(z + 3) / 6`` of the DyReLU authors' code.
 """
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
 MODES = ("A", "B", "C")
+INITS = ("random", "relu")
+GATES = ("sigmoid", "hard")
 
 
 class DyReLU(nn.Layer):
     def __init__(self, channels, mode="B", k=2, reduction=8, lambda_a=1.0, lambda_b=0.5,
-                 init_a=None, init_b=None, tau=10.0):
+                 init_a=None, init_b=None, tau=10.0, init="random", gate="sigmoid"):
         super().__init__()
         mode = str(mode).upper()
         if mode not in MODES:
             raise ValueError("DyReLU mode must be one of %s, got %r" % (MODES, mode))
+        if init not in INITS:
+            raise ValueError("DyReLU init must be one of %s, got %r" % (INITS, init))
+        if gate not in GATES:
+            raise ValueError("DyReLU gate must be one of %s, got %r" % (GATES, gate))
         if channels // reduction < 1:
             raise ValueError("DyReLU: channels // reduction must be >= 1 (%d // %d)" % (channels, reduction))
         init_a = list(init_a) if init_a is not None else [1.0] + [0.0] * (k - 1)
@@ -36,10 +55,15 @@ class DyReLU(nn.Layer):
         if len(init_a) != k or len(init_b) != k:
             raise ValueError("DyReLU: init_a and init_b need k=%d values each" % k)
         self.mode, self.k, self.channels, self.tau = mode, k, channels, float(tau)
+        self.init, self.gate = init, gate
         hidden = channels // reduction
         per = 1 if mode == "A" else channels
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, 2 * k * per)
+        if init == "relu":
+            zeros = nn.initializer.Constant(0.0)
+            zeros(self.fc2.weight)
+            zeros(self.fc2.bias)
         self.spatial = nn.Conv2D(channels, 1, 1) if mode == "C" else None
         # [lambda_a]*k + [lambda_b]*k and [alpha_1..alpha_k, beta_1..beta_k]
         self.register_buffer("lambdas", paddle.to_tensor([float(lambda_a)] * k + [float(lambda_b)] * k))
@@ -49,7 +73,10 @@ class DyReLU(nn.Layer):
         """Residual coefficients in [-1, 1]: (B, 2K) for A, (B, C, 2K) for B/C."""
         theta = paddle.mean(x, axis=[2, 3])
         theta = self.fc2(F.relu(self.fc1(theta)))
-        theta = 2.0 * F.sigmoid(theta) - 1.0
+        if self.gate == "hard":
+            theta = F.relu6(theta + 3.0) / 3.0 - 1.0    # 2 * relu6(z + 3) / 6 - 1
+        else:
+            theta = 2.0 * F.sigmoid(theta) - 1.0
         if self.mode == "A":
             return theta
         return paddle.reshape(theta, [-1, self.channels, 2 * self.k])
@@ -87,4 +114,5 @@ class DyReLU(nn.Layer):
         return y
 
     def extra_repr(self):
-        return "channels=%d, mode=%s, k=%d" % (self.channels, self.mode, self.k)
+        return "channels=%d, mode=%s, k=%d, init=%s, gate=%s" % (self.channels, self.mode, self.k, self.init,
+                                                                  self.gate)

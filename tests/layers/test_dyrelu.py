@@ -47,10 +47,16 @@ def np_params(layer):
     return p
 
 
-def np_residuals(x, p):
+def np_hard_sigmoid(z):
+    """relu6(z + 3) / 6: 0 below -3, 1 above 3, linear between."""
+    return np.clip(z + 3.0, 0.0, 6.0) / 6.0
+
+
+def np_residuals(x, p, gate="sigmoid"):
     theta = x.mean(axis=(2, 3))
     hidden = np.maximum(theta @ p["w1"] + p["b1"], 0.0)
-    return 2.0 * np_sigmoid(hidden @ p["w2"] + p["b2"]) - 1.0
+    squash = np_hard_sigmoid if gate == "hard" else np_sigmoid
+    return 2.0 * squash(hidden @ p["w2"] + p["b2"]) - 1.0
 
 
 def np_softmax(z, axis):
@@ -70,12 +76,12 @@ def np_pi(x, p):
     return np.minimum(np_softmax(z, axis=1) * (h * w / 3.0), 1.0).reshape(b, h, w)
 
 
-def np_dyrelu(x, p, mode, k=2, lambda_a=1.0, lambda_b=0.5, alpha=None, beta=None, pi_fn=np_pi):
+def np_dyrelu(x, p, mode, k=2, lambda_a=1.0, lambda_b=0.5, alpha=None, beta=None, pi_fn=np_pi, gate="sigmoid"):
     x = x.astype(np.float64)
     bsz, c, h, w = x.shape
     alpha = np.array(alpha if alpha is not None else [1.0] + [0.0] * (k - 1))
     beta = np.array(beta if beta is not None else [0.0] * k)
-    d = np_residuals(x, p)
+    d = np_residuals(x, p, gate)
     if mode == "A":
         d = d.reshape(bsz, 1, 2 * k, 1, 1)               # shared by channels and positions
     else:
@@ -172,7 +178,60 @@ def test_zero_fc2_is_exactly_relu(mode):
     np.testing.assert_array_equal(run(layer, x), np.maximum(x, 0.0))
 
 
+@pytest.mark.parametrize("mode", ["A", "B", "C"])
+def test_relu_init_is_exactly_relu_until_trained(mode):
+    """init='relu': a fresh layer is max(x, 0) for any input, with no weight
+    set by hand; the default init is not (random residuals per image), which
+    is the slow start of DyReLU-A studied in docs/reproductions.md."""
+    paddle.seed(3)
+    x = rand_x(3, 16, 4, 5) * 3.0
+    near = DyReLU(16, mode=mode, init="relu")
+    np.testing.assert_array_equal(run(near, x), np.maximum(x, 0.0))
+    np.testing.assert_array_equal(near.fc2.weight.numpy(), 0.0)
+    default = DyReLU(16, mode=mode)
+    assert np.abs(run(default, x) - np.maximum(x, 0.0)).max() > 1e-3
+    # still the same function class: trained weights give the paper's formula
+    randomize(near)
+    np.testing.assert_allclose(run(near, x), np_dyrelu(x, np_params(near), mode), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["A", "B", "C"])
+def test_hard_sigmoid_gate_matches_numpy_reference(mode):
+    """gate='hard': d = 2 relu6(z + 3) / 6 - 1; weights large enough that some
+    z fall outside [-3, 3] (the clipped parts) and some inside."""
+    layer = randomize(DyReLU(16, mode=mode, gate="hard", reduction=4), scale=1.5)
+    x = rand_x(4, 16, 3, 5) * 2.0
+    z = np.maximum(x.mean(axis=(2, 3)) @ np_params(layer)["w1"] + np_params(layer)["b1"], 0)
+    z = z @ np_params(layer)["w2"] + np_params(layer)["b2"]
+    assert (np.abs(z) > 3).any() and (np.abs(z) < 3).any()
+    ref = np_dyrelu(x, np_params(layer), mode, gate="hard")
+    np.testing.assert_allclose(run(layer, x), ref, rtol=1e-5, atol=1e-5)
+    assert np.abs(ref - np_dyrelu(x, np_params(layer), mode)).max() > 1e-3   # not the sigmoid
+
+
+def test_resnet18_with_relu_init_dyrelu_is_resnet18():
+    """The model-level degenerate case: ResNet-18 DyReLU-A/B/C with
+    dyrelu_init='relu' and ResNet-18's conv, BN and fc weights computes
+    ResNet-18's logits at initialisation."""
+    from ppresvar import create_model
+
+    paddle.seed(0)
+    ref = create_model("resnet18", widths=[8, 16, 16, 32])
+    ref.eval()
+    x = paddle.to_tensor(rand_x(2, 3, 16, 16))
+    want = ref(x).numpy()
+    for name in ("resnet18_dyrelu_a", "resnet18_dyrelu_b", "resnet18_dyrelu_c"):
+        m = create_model(name, widths=[8, 16, 16, 32], reduction=4, dyrelu_init="relu")
+        m.set_state_dict(ref.state_dict())
+        m.eval()
+        np.testing.assert_allclose(m(x).numpy(), want, rtol=1e-5, atol=1e-5)
+
+
 def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError):
+        DyReLU(16, init="zeros")
+    with pytest.raises(ValueError):
+        DyReLU(16, gate="tanh")
     with pytest.raises(ValueError):
         DyReLU(16, mode="D")
     with pytest.raises(ValueError):
