@@ -1,5 +1,11 @@
 """Errors a user can fix. Tools print them as one line and exit with code 2
 (``--debug`` shows the traceback instead); everything else is a bug."""
+import difflib
+
+
+def suggest(name, choices, n=3):
+    """The closest names to ``name`` among ``choices``, for a "did you mean"."""
+    return difflib.get_close_matches(str(name), list(choices), n=n, cutoff=0.5)
 
 
 class UserError(Exception):

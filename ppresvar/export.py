@@ -414,7 +414,7 @@ class EagerPredictor:
     def __init__(self, model_dir, device="cpu", threads=None, **_):
         import paddle
 
-        from .registry import create_model
+        from .models import create_model
         from .runtime import set_cpu_threads
 
         meta = load_meta(model_dir)

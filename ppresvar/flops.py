@@ -1,6 +1,6 @@
 """FLOPs and parameter counts by the rules of ``paddle.flops``.
 
-``paddle.flops`` crashed with numpy 2.4 (DESIGN.md sec. 6), so this counts
+``paddle.flops`` crashed with numpy 2.4 in a check here, so this counts
 the same way with forward hooks on the leaf layers, each call of a layer
 counted (a layer run twice counts twice):
 

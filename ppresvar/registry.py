@@ -1,11 +1,15 @@
 """Model registry: ``register_model``, ``create_model``, ``list_models``.
 
 A model is registered by decorating a factory function; its name is the
-function's name. Nothing here evaluates strings or looks names up in
-``globals()``.
+function's name. The model modules register themselves when
+``ppresvar.models`` is imported, which is where ``create_model`` and
+``list_models`` are taken from (``ppresvar.create_model`` loads it); this
+module imports none of them. Nothing here evaluates strings or looks names
+up in ``globals()``.
 """
-import difflib
 import fnmatch
+
+from .errors import suggest
 
 _MODELS = {}
 _PAPERS = {}
@@ -35,13 +39,11 @@ def register_model(fn=None, *, paper=""):
 
 def list_models(pattern="*"):
     """Sorted names of the registered models matching a shell-style pattern."""
-    _import_models()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
 def model_factory(name):
     """The registered factory function of ``name`` (to inspect its options)."""
-    _import_models()
     if name not in _MODELS:
         raise UnknownModelError("unknown model %r" % name)
     return _MODELS[name]
@@ -49,13 +51,7 @@ def model_factory(name):
 
 def model_paper(name):
     """The paper (or seed) a registered model reproduces."""
-    _import_models()
     return _PAPERS[name]
-
-
-def suggest(name, choices, n=3):
-    """Closest names to ``name`` among ``choices`` (for error messages)."""
-    return difflib.get_close_matches(str(name), list(choices), n=n, cutoff=0.5)
 
 
 def create_model(name, num_classes=None, **options):
@@ -66,7 +62,6 @@ def create_model(name, num_classes=None, **options):
     ``shortcut='B'``, ``drop_path_rate=0.1``). An unknown name raises
     :class:`UnknownModelError` naming the closest registered names.
     """
-    _import_models()
     if name not in _MODELS:
         close = suggest(name, _MODELS)
         hint = ("did you mean %s?" % ", ".join(close)) if close else (
@@ -75,8 +70,3 @@ def create_model(name, num_classes=None, **options):
     if num_classes is not None:
         options["num_classes"] = num_classes
     return _MODELS[name](**options)
-
-
-def _import_models():
-    # The model modules register themselves on import.
-    from . import models  # noqa: F401

@@ -1,8 +1,9 @@
-"""CPU settings a user would not know to set (DESIGN.md sec. 6).
-
-``cpu_env_defaults()`` must run before paddle is first imported, so
-``ppresvar/__init__.py`` calls it first thing; every value is a default that
-an exported variable overrides.
+"""CPU settings a user would not know to set, applied explicitly by the
+command-line tools (``tools/*.py``, first thing, before paddle loads) and by
+the trainer and evaluator on a CPU (``ppresvar.engine.device``); never on
+``import ppresvar``. Every value is a default that an exported variable
+overrides. This module imports only the standard library, so a tool can
+import it before paddle.
 """
 import os
 import sys
@@ -14,10 +15,16 @@ import sys
 ENV_DEFAULTS = {"MKL_DEBUG_CPU_TYPE": "5", "KMP_BLOCKTIME": "1"}
 
 
-def cpu_env_defaults():
+def apply_cpu_settings():
+    """Set ENV_DEFAULTS where the environment does not (read by MKL and
+    OpenMP when they start: call it before paddle loads) and tune glibc's
+    malloc (:func:`tune_malloc`). Returns the variables it set."""
+    set_here = {}
     for key, value in ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+        if key not in os.environ:
+            os.environ[key] = set_here[key] = value
     tune_malloc()
+    return set_here
 
 
 # glibc's malloc serves blocks from 128 KB up (raised on the fly to at most

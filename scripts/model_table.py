@@ -16,9 +16,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import ppresvar  # noqa: E402  (sets CPU defaults before paddle loads)
+import ppresvar  # noqa: E402
 from ppresvar.flops import count_flops, count_params  # noqa: E402
-from ppresvar.registry import model_paper  # noqa: E402
+from ppresvar.models import model_paper  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "models.md")
 

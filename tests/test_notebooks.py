@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 EXPECTED = ["dyrelu.ipynb", "nam.ipynb", "resnet_cifar.ipynb", "resnet_rs.ipynb", "rir.ipynb"]
 # the experiments of results/experiments.yaml each notebook shows before it trains anything
-RESULTS = {"dyrelu.ipynb": ["dyrelu"], "nam.ipynb": ["nam"], "rir.ipynb": ["rir"],
+RESULTS = {"dyrelu.ipynb": ["dyrelu", "dyrelu_start"], "nam.ipynb": ["nam"], "rir.ipynb": ["rir"],
            "resnet_cifar.ipynb": ["parity", "he2015"], "resnet_rs.ipynb": []}
 CJK = re.compile(u"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
@@ -62,14 +62,14 @@ def test_notebook_is_clean(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_shows_the_committed_results_before_training(path):
-    from ppresvar.reproduce import load_manifest
+    from reproduction.runner import load_manifest
 
     sources = list(_code_cells(_load(path)))
     first_training = min([i for i, src in enumerate(sources) if "nb.train(" in src] or [len(sources)])
     manifest = load_manifest()
     for experiment in RESULTS[os.path.basename(path)]:
         assert experiment in manifest
-        shown = [i for i, src in enumerate(sources) if 'ledger.show("%s")' % experiment in src]
+        shown = [i for i, src in enumerate(sources) if 'nb.show_experiment("%s")' % experiment in src]
         assert shown and shown[0] < first_training, "%s does not show %s first" % (path, experiment)
 
 
@@ -86,7 +86,7 @@ def test_notebook_runs_at_smoke_size(path, tmp_path):
     proc = subprocess.run([sys.executable, str(script)], cwd=str(tmp_path), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert proc.returncode == 0, "%s failed:\n%s" % (name, proc.stdout[-6000:])
-    from ppresvar.reproduce import load_manifest
+    from reproduction.runner import load_manifest
 
     for experiment in RESULTS[name]:  # the committed results were shown (printed outside Jupyter)
         assert load_manifest()[experiment]["title"] in proc.stdout

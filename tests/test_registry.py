@@ -1,7 +1,7 @@
 import pytest
 
 import ppresvar
-from ppresvar.registry import UnknownModelError, model_paper
+from ppresvar.models import UnknownModelError, model_paper
 
 SEED_NAMES = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34",
               "resnet50", "resnet101", "resnet152", "resnet18_nam", "resnet50_nam",

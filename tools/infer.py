@@ -18,7 +18,9 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings("ignore", message=".*ccache.*")
-import ppresvar  # noqa: E402,F401  (first: sets CPU defaults before paddle loads)
+from ppresvar import runtime  # noqa: E402  (the standard library only: paddle is not loaded yet)
+
+runtime.apply_cpu_settings()  # before paddle loads (docs/training.md, "CPU settings")
 from ppresvar.engine.cli import run_tool  # noqa: E402
 
 

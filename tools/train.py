@@ -19,7 +19,9 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings("ignore", message=".*ccache.*")
-import ppresvar  # noqa: E402,F401  (first: sets CPU defaults before paddle loads)
+from ppresvar import runtime  # noqa: E402  (the standard library only: paddle is not loaded yet)
+
+runtime.apply_cpu_settings()  # before paddle loads (docs/training.md, "CPU settings")
 from ppresvar.engine.cli import base_parser, load_config_from_args, run_tool  # noqa: E402
 
 
@@ -39,7 +41,8 @@ def main(argv=None):
             return train_seeds(args, argv)
         from ppresvar.engine import launch
         from ppresvar.engine.checkpoint import load_checkpoint
-        from ppresvar.engine.trainer import device_of, resolve_resume_path, starts_over, train
+        from ppresvar.engine.device import device_of
+        from ppresvar.engine.trainer import resolve_resume_path, starts_over, train
 
         state = None
         if starts_over(args.resume):  # killed before its first checkpoint: its saved config

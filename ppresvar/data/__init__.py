@@ -1,7 +1,7 @@
 """Data: data sets, per-image transforms, the batched input path, batch
 mixing, samplers and loaders."""
-from ..errors import ConfigError
-from ..registry import suggest
+from ..errors import ConfigError, suggest
+from ..schema import REQUIRED, check_value, unknown_key_error
 from .batched import batched_pipeline
 from .datasets import DATASETS, build_dataset, write_cifar_archive
 from .loader import ShardedBatchSampler, build_loader, derive_seed
@@ -15,8 +15,6 @@ __all__ = ["DATASETS", "build_dataset", "build_loader", "build_transforms", "bui
 
 def check_dataset(opts, where):
     """Validate a ``dataset`` mapping; returns it with defaults filled in."""
-    from ..engine.config import REQUIRED, check_value, unknown_key_error
-
     if not isinstance(opts, dict) or "name" not in opts:
         raise ConfigError("%s must be a mapping with a name (one of %s)" % (where, ", ".join(DATASETS)))
     name = opts["name"]

@@ -16,8 +16,7 @@ With several listed, each batch uses one of them, drawn uniformly.
 import numpy as np
 import paddle
 
-from ..errors import ConfigError
-from ..registry import suggest
+from ..errors import ConfigError, suggest
 
 __all__ = ["Mixup", "Cutmix", "BatchMixer", "build_batch_transforms"]
 

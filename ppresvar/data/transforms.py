@@ -20,8 +20,7 @@ import random
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..registry import suggest
+from ..errors import ConfigError, suggest
 
 __all__ = ["build_transforms", "eval_preprocess", "eval_transform", "NormalizeImage", "RandomApply",
            "Pipeline", "TRANSFORMS"]

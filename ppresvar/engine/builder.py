@@ -2,8 +2,8 @@
 import inspect
 import re
 
-from ..errors import ConfigError
-from ..registry import UnknownModelError, create_model, list_models, suggest
+from ..errors import ConfigError, suggest
+from ..models import UnknownModelError, create_model, list_models, model_factory
 
 __all__ = ["build_model", "resolve_num_classes", "model_options", "UnknownModelError"]
 
@@ -54,8 +54,6 @@ def build_model(cfg):
 
 def _accepted_options(name):
     """Options a registered model takes: its factory's and its class's keywords."""
-    from ..registry import UnknownModelError, model_factory
-
     names = []
     try:
         factory = model_factory(name)

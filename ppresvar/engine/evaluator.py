@@ -7,9 +7,13 @@ import contextlib
 
 import paddle
 
+from ..data.datasets import check_same_classes, class_names_of
+from ..data.loader import build_loader
 from ..errors import ConfigError
 from . import distributed, faults
+from .builder import build_model
 from .checkpoint import load_weights
+from .device import setup_device
 from .losses import soft_cross_entropy
 from .metrics import MetricSums, topk_correct
 
@@ -51,10 +55,6 @@ def evaluate_config(cfg, split="test", weights=None, use_ema=True):
     """Evaluate ``weights`` (default ``Global.pretrained_model``) on the
     ``test`` split (``DataLoader.Test``) or the held-out ``val`` split
     (``DataLoader.Eval``). Returns a dict of figures."""
-    from ..data.datasets import check_same_classes, class_names_of
-    from ..data.loader import build_loader
-    from .builder import build_model
-    from .trainer import setup_device
 
     weights = weights or cfg["Global"]["pretrained_model"]
     if not weights:

@@ -9,7 +9,7 @@ so that it reads the same on every paddle version.
 import paddle
 import paddle.nn.functional as F
 
-from .. import nam_sparsity_penalty
+from ..layers.nam import nam_sparsity_penalty
 
 __all__ = ["to_soft_targets", "soft_cross_entropy", "TrainLoss"]
 

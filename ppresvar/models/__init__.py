@@ -1,7 +1,8 @@
-"""Model families; importing this registers every model."""
-from . import resnet  # noqa: F401
-from . import rir  # noqa: F401
+"""Model families; importing this registers every model, so the registry's
+``create_model`` and ``list_models`` are taken from here."""
+from ..registry import UnknownModelError, create_model, list_models, model_factory, model_paper
 from .resnet import ResNet, BasicBlock, Bottleneck, cifar_resnet, resnet_rs
 from .rir import RiR, RiRResNet
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "cifar_resnet", "resnet_rs", "RiR", "RiRResNet"]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "cifar_resnet", "resnet_rs", "RiR", "RiRResNet",
+           "create_model", "list_models", "model_factory", "model_paper", "UnknownModelError"]

@@ -15,7 +15,7 @@ convolution of the concatenated streams (2*Cin -> 2*Cout) with the kernel
 keeping the four convolutions' parameters, so the parameter count and the
 state dict are those of the four-convolution form.
 
-Defects of the seed fixed here (DESIGN.md sec. 3):
+Defects of the seed fixed here (README.md, "What was wrong in the seeds"):
 
 * its RiR block built two projections and used the second for both streams;
   ``wiring='seed'`` gives each stream its own outer shortcut, the default

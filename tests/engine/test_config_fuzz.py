@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 
 from ppresvar.engine.config import load_config, read_yaml  # noqa: E402
 from ppresvar.errors import UserError  # noqa: E402
-from ppresvar.registry import UnknownModelError  # noqa: E402
+from ppresvar.models import UnknownModelError  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE = read_yaml(os.path.join(ROOT, "configs", "resnet20.yaml"))

@@ -1,7 +1,7 @@
 """Shared building blocks against plain numpy references: the option A
 shortcut (He et al. 2015), Squeeze-and-Excitation (Hu et al. 2018), stochastic
 depth (Huang et al. 2016) and the ResNet weight initialisation (He et al.
-2015b). Seed defects covered here (DESIGN.md sec. 3 and 6): the ResNet-RS
+2015b). Seed defects covered here (README.md, "What was wrong in the seeds"): the ResNet-RS
 drop rate named a survival probability, an initialiser built and thrown
 away, and a channel pad that crashed oneDNN in Paddle Inference.
 """

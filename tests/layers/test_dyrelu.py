@@ -1,6 +1,6 @@
 """Dynamic ReLU (Chen et al. 2020) against a plain numpy reference written
 from the paper's formulas, plus the two DyReLU defects of seed 004
-(DESIGN.md sec. 3): DyReLU-A's coefficients broadcast onto the wrong axis,
+(README.md, "What was wrong in the seeds"): DyReLU-A's coefficients broadcast onto the wrong axis,
 and DyReLU-C's softmax over W only, stored on the layer in forward.
 
 Paper notation, for input x of shape (B, C, H, W):
@@ -328,7 +328,7 @@ def test_state_check_catches_the_seed_behaviour():
 # ------------------------------------------------------- parameter counts
 
 def _site_params(c, k=2, r=8):
-    """DESIGN.md sec. 4, per DyReLU site (trainable; lambdas/init are buffers)."""
+    """Per DyReLU site, from the layer's definition (trainable; lambdas/init are buffers)."""
     a = c * c // r + c // r + 2 * k * c // r + 2 * k          # fc1 + fc2 (2K outputs)
     b = a + (c // r + 1) * 2 * k * (c - 1)                    # fc2 gives 2K per channel
     return {"A": a, "B": b, "C": b + c + 1}                   # + 1x1 conv C -> 1
@@ -347,7 +347,7 @@ def test_parameter_count_per_site(mode, c):
 def test_site_counts_add_up_to_design_totals():
     """ResNet-18 (CIFAR stem) has DyReLU at the stem (64) and twice per
     BasicBlock: 5 sites of 64 channels, 4 each of 128, 256, 512. The sums are
-    the differences of DESIGN.md's totals."""
+    the differences of the seed's printed totals."""
     sites = [64] * 5 + [128] * 4 + [256] * 4 + [512] * 4
     total = {m: sum(_site_params(c)[m] for c in sites) for m in "ABC"}
     assert total["A"] == 11360662 - 11183562

@@ -1,5 +1,5 @@
 """NAM (Liu et al. 2021) against numpy references written from the paper,
-plus the NAM defects of seed 003 (DESIGN.md sec. 3): the missing sparsity
+plus the NAM defects of seed 003 (README.md, "What was wrong in the seeds"): the missing sparsity
 penalty, and the missing pixel branch / ignored ``no_spatial``.
 
 Paper, for x of shape (B, C, H, W):

@@ -1,4 +1,4 @@
-"""Parameter counts against every published figure (DESIGN.md sec. 4).
+"""Parameter counts against every published figure (the figures of README.md, "Models").
 
 ``total`` counts BN running mean/variance as paddle.summary does; ``trainable``
 leaves them out. Built under LazyGuard: shapes only, no initialisation."""

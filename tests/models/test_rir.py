@@ -68,7 +68,7 @@ def streams(cin, n=2, size=8):
 # ------------------------------------------------------- parameter counts
 
 @pytest.mark.parametrize("name,kw,total,trainable", [
-    ("rir18", {}, 9532234, 9524362),                    # DESIGN.md sec. 3, paper wiring
+    ("rir18", {}, 9532234, 9524362),                    # the seed's figure, paper wiring
     ("rir18", {"wiring": "seed"}, 9555562, 9547690),    # a projection per stream
     ("rir18", {"fused": False}, 9532234, 9524362),
     ("rir_resnet18", {}, 9574474, 9566602),             # seed 000's ResNet-18

@@ -3,13 +3,6 @@ import os
 import pytest
 
 from cli_helpers import cifar_args, run_tool
-from ppresvar.data import write_cifar_archive
-
-
-@pytest.fixture(scope="session")
-def archive(tmp_path_factory):
-    return write_cifar_archive(str(tmp_path_factory.mktemp("cifar") / "cifar-10-python.tar.gz"),
-                               num_train=128, num_test=40, seed=5)
 
 
 @pytest.fixture(scope="session")

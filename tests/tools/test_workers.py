@@ -116,7 +116,8 @@ def test_a_loop_that_stops_early_ends_the_workers(tmp_path):
     script = tmp_path / "early.py"
     script.write_text(EARLY_STOP)
     takes = ["4", "1", "4", "1", "1", "4", "1", "4"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.dirname(os.path.abspath(__file__))]))
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # cli_helpers
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, tests]))
     r = subprocess.run([sys.executable, str(script)] + takes, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -8,7 +8,7 @@ defaults, ppresvar with paddle's kernels, ppresvar with the oneDNN kernels,
 data parallel), eager inference, the exported model on Paddle Inference with
 oneDNN on and off and on onnxruntime; separately the input pipeline's
 images/s. With --torch-python, the same nets written plainly in PyTorch
-(scripts/torch_reference.py) in the same run. Every figure comes with the
+(reference/torch_reference.py) in the same run. Every figure comes with the
 threads it ran with.
 
 End to end (--end-to-end): one real epoch of ``tools/train.py -c
@@ -20,12 +20,12 @@ metrics.jsonl, against one epoch of a plain PyTorch loop on the same archive.
 Writes a markdown table and JSON. Run it on a quiet machine: other processes
 make timings meaningless.
 
-    python tools/benchmark.py --torch-python <venv with torch>/bin/python \\
+    python benchmarks/benchmark.py --torch-python <venv with torch>/bin/python \\
         --markdown docs/benchmarks.md --json docs/benchmarks.json
-    python tools/benchmark.py --end-to-end --data cifar-10-python.tar.gz --e2e-runs 3 \\
+    python benchmarks/benchmark.py --end-to-end --data cifar-10-python.tar.gz --e2e-runs 3 \\
         --torch-python <venv with torch>/bin/python --markdown docs/benchmarks.md --json docs/benchmarks.json
-    python tools/benchmark.py --models resnet20 --steps 3 --warmup 1 --batch 8      (smoke test)
-    python tools/benchmark.py --end-to-end --e2e-images 256 --e2e-batch 32          (smoke test)
+    python benchmarks/benchmark.py --models resnet20 --steps 3 --warmup 1 --batch 8      (smoke test)
+    python benchmarks/benchmark.py --end-to-end --e2e-images 256 --e2e-batch 32          (smoke test)
 """
 import argparse
 import json
@@ -41,19 +41,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings("ignore", message=".*ccache.*")
 
 if "--worker" in sys.argv and "--paddle-defaults" in sys.argv:
-    # Measure paddle as it comes: load it and start MKL and OpenMP before
-    # ``import ppresvar`` sets its CPU defaults (see ppresvar.bench).
+    # Measure paddle as it comes: load it and start MKL and OpenMP with
+    # none of ppresvar's CPU settings (see benchmarks/bench.py).
     import paddle  # noqa: F401
     a = paddle.randn([64, 64])
     paddle.matmul(a, a)
     paddle.nn.functional.conv2d(paddle.randn([1, 3, 8, 8]), paddle.randn([4, 3, 3, 3]))
+else:
+    from ppresvar import runtime
 
-import ppresvar  # noqa: E402,F401  (sets CPU defaults before paddle loads)
+    runtime.apply_cpu_settings()  # what tools/train.py applies, before paddle loads
+
 from ppresvar.engine.cli import run_tool  # noqa: E402
 
 
 def main(argv=None):
-    from ppresvar import bench
+    from benchmarks import bench
 
     p = argparse.ArgumentParser(description="Training, inference and input-pipeline images/s.")
     p.add_argument("--models", default=",".join(bench.DEFAULT_MODELS).replace(",rir18:", ";rir18:"),
@@ -65,7 +68,7 @@ def main(argv=None):
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop timing a measurement after this long (at least 3 steps)")
     p.add_argument("--settings", default=",".join(bench.DEFAULT_SETTINGS),
-                   help="Paddle training settings: %s (see ppresvar/bench.py)" % ", ".join(bench.SETTINGS))
+                   help="Paddle training settings: %s (see benchmarks/bench.py)" % ", ".join(bench.SETTINGS))
     p.add_argument("--parts", default="train,infer,pipeline",
                    help="what to measure on the Paddle side (a quick sweep of a setting: --parts train)")
     p.add_argument("--baseline-models", default="resnet20",

@@ -1,7 +1,7 @@
 """What a data-parallel rendezvous costs: ``engine.distributed.wait_for_ranks``
 (through the launcher's TCP store) against a gloo all-reduce of two floats.
 
-    python -m paddle.distributed.launch --nproc_per_node 2 --log_dir LOG scripts/bench_rank_sync.py
+    python -m paddle.distributed.launch --nproc_per_node 2 --log_dir LOG benchmarks/bench_rank_sync.py
 
 prints, in LOG/workerlog.0, the mean time of one call of each over 50 calls.
 """

@@ -1,4 +1,4 @@
-"""tools/reproduce.py and the ledger: a tiny experiment trained, evaluated
+"""reproduction/reproduce.py and the ledger: a tiny experiment trained, evaluated
 and kept in a results folder; the ledger written from a fixture results/
 folder (mean, spread, error vs accuracy, rows not yet run, the parity
 verdict); the manifest's checks; the committed ledger is up to date."""
@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from cli_helpers import ROOT, run_tool
-from ppresvar import ledger, reproduce
+from reproduction import ledger
+from reproduction import runner as reproduce
 from ppresvar.errors import ConfigError
 
 TINY = ["Global.cpu_processes=1", "DataLoader.*.dataset.val_size=32", "DataLoader.*.batch_size=32",
@@ -38,7 +39,7 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
         "budget": "1 epoch", "paper": {"value": 91.25, "source": "a paper"}}})
     results, runs = str(tmp_path / "results"), str(tmp_path / "runs")
     args = ["tiny", "--manifest", manifest, "--results", results, "--runs-dir", runs, "--data", archive]
-    r = run_tool("reproduce", args)
+    r = run_tool("reproduction/reproduce", args)
     assert r.returncode == 0, r.stderr[-2000:]
     kept = os.path.join(results, "tiny", "r20", "seed0")
     # curves.png is drawn only where matplotlib is installed (the paddle 2.6 CI leg has none)
@@ -60,7 +61,7 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     md = ledger.build(reproduce.load_manifest(manifest), results)
     assert "**%.2f** (n=1, no spread)" % (100 * test["last"]["top1"]) in md and "91.25 (a paper)" in md
     # a second call finds the row done and trains nothing
-    r = run_tool("reproduce", args + ["--dry-run"])
+    r = run_tool("reproduction/reproduce", args + ["--dry-run"])
     assert r.returncode == 0 and r.stdout.split()[0] == "done"
 
 
@@ -79,7 +80,7 @@ def machine_paths_in(result_dir):
 def test_a_torch_row_needs_a_torch_python(archive, tmp_path):
     manifest = write_manifest(tmp_path / "m.yaml", {"t": {
         "label": "PyTorch", "torch": ["--epochs", "1"], "seeds": [0], "budget": "1 epoch"}})
-    r = run_tool("reproduce", ["tiny", "--manifest", manifest, "--results", str(tmp_path / "r"),
+    r = run_tool("reproduction/reproduce", ["tiny", "--manifest", manifest, "--results", str(tmp_path / "r"),
                                "--runs-dir", str(tmp_path / "runs"), "--data", archive])
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "--torch-python" in r.stderr
 
@@ -159,7 +160,7 @@ def test_unknown_experiment_and_row():
 
 
 def test_committed_ledger_is_up_to_date_and_results_hold_no_checkpoints():
-    assert ledger.check(), "docs/reproductions.md is out of date: run python scripts/ledger.py"
+    assert ledger.check(), "docs/reproductions.md is out of date: run python reproduction/ledger.py"
     manifest = reproduce.load_manifest()
     for dirpath, _, files in os.walk(os.path.join(ROOT, "results")):
         for f in files:
@@ -177,7 +178,7 @@ def test_ledger_commands_name_no_path_of_the_machine():
     assert ledger.portable(cmd) == ("python tools/train.py -c configs/x.yaml -o Global.output_dir=<runs dir> "
                                     "-o DataLoader.*.dataset.data_file=<cifar archive>")
     torch = "python scripts/torch_reference.py --train --seed 0 --data /d/c.tar.gz --out /r/torch-seed0"
-    assert ledger.portable(torch) == ("python scripts/torch_reference.py --train --seed 0 --data <cifar archive> "
+    assert ledger.portable(torch) == ("python reference/torch_reference.py --train --seed 0 --data <cifar archive> "
                                       "--out <run dir>")
     kept = "python tools/train.py -o Global.output_dir=<runs dir>/parity -o X.data_file=<cifar archive> --out <runs dir>/p"
     assert ledger.portable(kept) == kept  # written portable by reproduce.collect: left as it is

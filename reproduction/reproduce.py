@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """Run the experiments of the reproduction ledger (results/experiments.yaml).
 
-    python tools/reproduce.py parity --data data/cifar-10-python.tar.gz --torch-python ~/torchvenv/bin/python
-    python tools/reproduce.py rir                     (every row and seed of one experiment)
-    python tools/reproduce.py he2015 --rows resnet20 --dry-run
+    python reproduction/reproduce.py parity --data data/cifar-10-python.tar.gz --torch-python ~/torchvenv/bin/python
+    python reproduction/reproduce.py rir                     (every row and seed of one experiment)
+    python reproduction/reproduce.py he2015 --rows resnet20 --dry-run
 
 For each row and seed: train in RUNS/<experiment>/<row>-seed<S> (--runs-dir,
 default ~/ppresvar-runs: outside the work tree, checkpoints included), resume
 it when it was stopped (run the same command again), evaluate the finished run
 on the test split, and keep its small files in results/<experiment>/<row>/seed<S>/;
-then rewrite docs/reproductions.md (scripts/ledger.py). Rows already kept in
+then rewrite docs/reproductions.md (reproduction/ledger.py). Rows already kept in
 results/ are skipped. Long runs: start it with nohup ... & and come back.
 """
 import argparse
@@ -39,8 +39,9 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     def go():
-        from ppresvar import ledger, reproduce
         from ppresvar.errors import TrainingError
+        from reproduction import ledger
+        from reproduction import runner as reproduce
 
         manifest = reproduce.load_manifest(args.manifest or reproduce.MANIFEST)
         results = args.results or os.path.join(reproduce.ROOT, "results")

@@ -11,8 +11,9 @@ files of each finished run in ``results/<experiment>/<row>/seed<S>/``:
 Checkpoints stay in the run directory (``--runs-dir``, outside the work tree);
 the kept files name the runs folder and the data archive as ``<runs dir>`` and
 ``<cifar archive>``, not as this machine's paths.
-``tools/reproduce.py`` is the command line; ``ppresvar.ledger`` writes the
-ledger from what this module keeps.
+``reproduction/reproduce.py`` is the command line; ``reproduction/ledger.py``
+writes the ledger from what this module keeps. Repository tooling, not part of
+the ``ppresvar`` package: it reads and writes the checkout's ``results/``.
 """
 import datetime
 import json
@@ -25,7 +26,7 @@ import sys
 
 import yaml
 
-from .errors import ConfigError, DataError
+from ppresvar.errors import ConfigError, DataError
 
 __all__ = ["load_manifest", "ROOT", "MANIFEST", "run_dir_of", "result_dir_of", "plan", "collect",
            "machine", "git_commit"]
@@ -148,7 +149,7 @@ def _train_argv(row, seed, run_dir, data_file):
 def _torch_argv(row, seed, run_dir, data_file):
     if not data_file:
         raise ConfigError("a PyTorch row needs the CIFAR archive: pass --data PATH")
-    return ([os.path.join("scripts", "torch_reference.py"), "--train"] + [str(a) for a in row["torch"]]
+    return ([os.path.join("reference", "torch_reference.py"), "--train"] + [str(a) for a in row["torch"]]
             + ["--seed", str(seed), "--data", data_file, "--out", run_dir])
 
 
@@ -279,7 +280,7 @@ def make_portable(result_dir, subs):
 def collect(step, python, log=print):
     """Evaluate a finished run on the test split and copy its small files
     into ``results/``; returns the result directory."""
-    from .engine.logger import plot_curves
+    from ppresvar.engine.logger import plot_curves
 
     run_dir, out = step["run_dir"], step["result_dir"]
     row = step["spec"]
@@ -287,7 +288,7 @@ def collect(step, python, log=print):
     if step["framework"] == "torch":
         with open(os.path.join(run_dir, "test.json")) as f:
             test = {"last": json.load(f)}
-        config = {"framework": "PyTorch reference (scripts/torch_reference.py --train)",
+        config = {"framework": "PyTorch reference (reference/torch_reference.py --train)",
                   "arguments": [str(a) for a in row["torch"]] + ["--seed", str(step["seed"])]}
     else:
         test = {"last": _eval(python, os.path.join(run_dir, "checkpoints", "last.pdckpt"))}

@@ -4,14 +4,14 @@ plainly in PyTorch, their training and inference images/s on the CPU, and
 (``--end-to-end``) one epoch of a plain PyTorch training loop on a CIFAR
 archive, the counterpart of ``tools/train.py -c configs/resnet20.yaml``.
 
-Used only by ``tools/benchmark.py --torch-python PY``; run it with the python
+Used only by ``benchmarks/benchmark.py --torch-python PY``; run it with the python
 of a separate venv that has torch (``pip install torch==2.13.0``). torch is
 never a dependency of ppresvar, and this file imports nothing from it (no
 paddle either): the two sides meet only in the parameter counts, which
-tools/benchmark.py compares.
+benchmarks/benchmark.py compares.
 
-    python scripts/torch_reference.py --models "resnet20;rir18:fused=false" --steps 3 --warmup 1 --batch 8
-    python scripts/torch_reference.py --end-to-end --data cifar-10-python.tar.gz --val-size 5000
+    python reference/torch_reference.py --models "resnet20;rir18:fused=false" --steps 3 --warmup 1 --batch 8
+    python reference/torch_reference.py --end-to-end --data cifar-10-python.tar.gz --val-size 5000
 
 Threads: ``--threads`` (default: every core this process may run on), set
 with ``torch.set_num_threads`` whatever OMP_NUM_THREADS says; the result

@@ -13,7 +13,7 @@ A training step is forward, cross entropy, backward and a Momentum step
 ``ppresvar.kernels`` (oneDNN; built on first use), or both one after the
 other. Prints numbers; it checks nothing.
 
-    python scripts/speed_goals.py --batch 32 --steps 10 --kernels both
+    python benchmarks/speed_goals.py --batch 32 --steps 10 --kernels both
 """
 import argparse
 import os
@@ -25,12 +25,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-import ppresvar  # noqa: E402  (sets the CPU environment before paddle loads)
+from ppresvar import runtime  # noqa: E402  (the standard library only)
+
+runtime.apply_cpu_settings()  # what tools/train.py applies, before paddle loads
+import ppresvar  # noqa: E402
 import paddle  # noqa: E402
 import paddle.nn as nn  # noqa: E402
 import paddle.nn.functional as F  # noqa: E402
 
-from ppresvar import kernels, runtime  # noqa: E402
+from ppresvar import kernels  # noqa: E402
 from ppresvar.layers import DyReLU  # noqa: E402
 
 

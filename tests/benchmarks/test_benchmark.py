@@ -1,4 +1,4 @@
-"""tools/benchmark.py's parts on tiny sizes (timings here mean nothing; the
+"""benchmarks/benchmark.py's parts on tiny sizes (timings here mean nothing; the
 real run is documented in docs/benchmarks.md)."""
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ppresvar import bench
+from benchmarks import bench
 from ppresvar import export as E
 from ppresvar.flops import count_params
 
@@ -109,7 +109,7 @@ def test_summary_and_goals():
     assert g["input pipeline >= 20x resnet20 training"] == pytest.approx(4000.0 / 150.0)
     assert g["fused RiR-18 training >= 1.5x four convolutions"] == pytest.approx(3.0)
     assert g["DyReLU-C ResNet-18 step <= 1.3x ReLU ResNet-18 step"] == pytest.approx(2.0)
-    md = bench.to_markdown(_fake_result(), "python tools/benchmark.py")
+    md = bench.to_markdown(_fake_result(), "python benchmarks/benchmark.py")
     assert "10 (equal)" in md and "| input pipeline >= 20x resnet20 training | 26.67x | yes |" in md
 
 
@@ -192,7 +192,7 @@ def test_spawned_worker_gets_every_core_with_omp_num_threads_1_here(monkeypatch)
 def test_public_paths_and_command(tmp_path):
     cmd = bench.public_command(["--torch-python", "/somewhere/venv/bin/python", "--data=/data/c.tar.gz",
                                 "--markdown", os.path.join(bench.ROOT, "docs", "b.md")])
-    assert cmd == ("python tools/benchmark.py --torch-python '<venv with torch>/bin/python' --data=ARCHIVE "
+    assert cmd == ("python benchmarks/benchmark.py --torch-python '<venv with torch>/bin/python' --data=ARCHIVE "
                    "--markdown ./docs/b.md")
     res = bench.public({"e": ["at %s/x.py and /somewhere/venv/lib/torch" % bench.ROOT]}, "/somewhere/venv/bin/python")
     assert res == {"e": ["at ./x.py and <venv with torch>/lib/torch"]}
@@ -255,7 +255,7 @@ def test_end_to_end_smoke(tmp_path):
     trainer's side always, the PyTorch side with PPRESVAR_TORCH_PYTHON."""
     torch_python = _torch_python()
     out, md = str(tmp_path / "e2e.json"), str(tmp_path / "b.md")
-    cmd = [sys.executable, os.path.join(bench.ROOT, "tools", "benchmark.py"), "--end-to-end", "--e2e-images", "256",
+    cmd = [sys.executable, os.path.join(bench.ROOT, "benchmarks", "benchmark.py"), "--end-to-end", "--e2e-images", "256",
            "--e2e-batch", "32", "--e2e-settings", "ppresvar", "--json", out, "--markdown", md]
     if torch_python:
         cmd += ["--torch-python", torch_python]

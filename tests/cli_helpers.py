@@ -1,26 +1,31 @@
-"""Helpers of the tools tests: run tools in process or as subprocesses."""
+"""Helpers of the command-line tests: run tools in process or as subprocesses."""
 import importlib.util
 import os
 import subprocess
 import sys
 import warnings
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 warnings.filterwarnings("ignore", message="When training, we now always track")
 
 
+def _script(name):
+    """tools/<name>.py, or the script ``name`` names (``reproduction/reproduce``)."""
+    return os.path.join(ROOT, *(name.split("/") if "/" in name else ["tools", name])) + ".py"
+
+
 def tool(name):
-    """tools/<name>.py as a module, to call its main(argv) in process."""
-    spec = importlib.util.spec_from_file_location("ppresvar_tool_" + name, os.path.join(ROOT, "tools", name + ".py"))
+    """tools/<name>.py (or another script, see _script) as a module, to call its main(argv) in process."""
+    spec = importlib.util.spec_from_file_location("ppresvar_tool_" + name.replace("/", "_"), _script(name))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def run_tool(name, args, **kw):
-    """tools/<name>.py in a subprocess; returns the CompletedProcess."""
+    """tools/<name>.py (or another script, see _script) in a subprocess; returns the CompletedProcess."""
     env = dict(kw.pop("env", None) or os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", name + ".py")] + list(args),
+    return subprocess.run([sys.executable, _script(name)] + list(args),
                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, **kw)
 

@@ -1,4 +1,4 @@
-"""Honest CPU/GPU throughput figures for ``tools/benchmark.py``.
+"""Honest CPU/GPU throughput figures for ``benchmarks/benchmark.py``.
 
 Every figure is ``batch / median step time`` over ``steps`` timed steps after
 ``warmup`` untimed ones, on a batch made once (data loading excluded), except
@@ -8,8 +8,8 @@ environment variables that count only before paddle loads:
 
 ``defaults``   what ``import paddle`` gives: one OpenMP thread, MKL's own CPU
                detection (the worker loads paddle and runs a GEMM and a conv
-               before ``import ppresvar`` can set anything).
-``ppresvar``   what ``import ppresvar`` + the trainer set: every core as
+               with none of ppresvar's CPU settings).
+``ppresvar``   what tools/train.py and the trainer set: every core as
                intra-op threads, ``MKL_DEBUG_CPU_TYPE=5``, ``KMP_BLOCKTIME=1``;
                paddle's own CPU kernels.
 ``onednn``     ``ppresvar`` with the convolutions on ppresvar's oneDNN
@@ -27,10 +27,10 @@ environment, see :func:`child_env`): ``import paddle`` in this process sets
 reports the threads it set and what the OpenMP/MKL runtimes loaded in it
 report (:func:`runtime_threads`), and the tables print them next to each figure.
 
-The PyTorch reference (``scripts/torch_reference.py``) runs in another
+The PyTorch reference (``reference/torch_reference.py``) runs in another
 interpreter (a venv with torch; torch is never a dependency of ppresvar).
 
-:func:`end_to_end` (``tools/benchmark.py --end-to-end``) times one real epoch
+:func:`end_to_end` (``benchmarks/benchmark.py --end-to-end``) times one real epoch
 of ``tools/train.py`` against the reference's own plain PyTorch training loop.
 There ``tools/train.py`` runs as a user types it, in the environment of the
 shell that started the benchmark (:func:`user_shell_env`), and picks its
@@ -56,8 +56,8 @@ RESULT_TAG = "BENCH_RESULT "
 BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
 E2E_BEGIN, E2E_END = "<!-- benchmark-e2e:begin -->", "<!-- benchmark-e2e:end -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOL = os.path.join(ROOT, "tools", "benchmark.py")
-TORCH_SCRIPT = os.path.join(ROOT, "scripts", "torch_reference.py")
+TOOL = os.path.join(ROOT, "benchmarks", "benchmark.py")
+TORCH_SCRIPT = os.path.join(ROOT, "reference", "torch_reference.py")
 DEFAULT_MODELS = ["resnet20", "resnet56", "resnet18", "rir18", "rir18:fused=false",
                   "resnet18_dyrelu_c", "resnet50_nam"]
 CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
@@ -74,8 +74,8 @@ SETTINGS = {
 }
 DEFAULT_SETTINGS = ("defaults", "ppresvar", "onednn", "dp", "dp_onednn")
 
-# The environment of the user's shell, recorded by tools/benchmark.py before
-# ``import ppresvar``/``import paddle`` changed this process's (None: use
+# The environment of the user's shell, recorded by benchmarks/benchmark.py before
+# ppresvar's CPU settings and ``import paddle`` changed this process's (None: use
 # os.environ as it is).
 USER_ENV = None
 
@@ -95,7 +95,7 @@ def child_env(threads, base=None, extra_env=None, paddle_defaults=False, pythonp
     if not paddle_defaults:
         env.update(extra_env or {})
     else:
-        from .runtime import ENV_DEFAULTS
+        from ppresvar.runtime import ENV_DEFAULTS
 
         for k in ENV_DEFAULTS:
             env.pop(k, None)
@@ -117,7 +117,7 @@ def user_shell_env():
     defaults. The trainer then sets its own threads, as for a user."""
     if USER_ENV is not None:
         return dict(USER_ENV)
-    from .runtime import ENV_DEFAULTS
+    from ppresvar.runtime import ENV_DEFAULTS
 
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
@@ -129,10 +129,10 @@ def user_shell_env():
 
 def setting_plan(setting, cores=None):
     """``(processes, threads per process, kernels)`` that ``setting`` names."""
-    from .runtime import available_cores
+    from ppresvar.runtime import available_cores
 
     if setting not in SETTINGS:
-        from .errors import ConfigError
+        from ppresvar.errors import ConfigError
         raise ConfigError("unknown benchmark setting %r: one of %s" % (setting, ", ".join(SETTINGS)))
     cores = cores or available_cores()
     plan = SETTINGS[setting]
@@ -198,7 +198,7 @@ def parse_model_spec(spec):
     for item in filter(None, opts.split(",")):
         key, eq, value = item.partition("=")
         if not eq:
-            from .errors import ConfigError
+            from ppresvar.errors import ConfigError
             raise ConfigError("model option %r in %r needs key=value" % (item, spec))
         options[key.strip()] = yaml.safe_load(value)
     return name.strip(), options
@@ -225,8 +225,8 @@ def _train_step_fn(model, batch, num_classes, seed=0):
     penalty for NAM models), backward, Momentum step (lr 0.1, L2 5e-4)."""
     import paddle
 
-    from . import nam_sparsity_penalty
-    from .engine.losses import soft_cross_entropy
+    from ppresvar import nam_sparsity_penalty
+    from ppresvar.engine.losses import soft_cross_entropy
 
     rng = np.random.RandomState(seed)
     x = paddle.to_tensor(rng.randn(*batch).astype("float32"))
@@ -249,8 +249,8 @@ def _train_step_fn(model, batch, num_classes, seed=0):
 
 
 def _worker_meta(spec):
-    from . import create_model
-    from .flops import count_flops, count_params
+    from ppresvar import create_model
+    from ppresvar.flops import count_flops, count_params
 
     model = create_model(spec["model"], num_classes=spec["num_classes"], **spec["options"])
     total, trainable = count_params(model)
@@ -262,7 +262,7 @@ def _kernels_context(spec):
     """``kernels.use(True)`` for the oneDNN settings, else nothing."""
     if spec.get("kernels") != "onednn":
         return contextlib.nullcontext()
-    from . import kernels
+    from ppresvar import kernels
 
     return kernels.use(True)
 
@@ -271,7 +271,7 @@ def _count_onednn_calls(step):
     """oneDNN convolution calls in one ``step()`` (None when it cannot tell):
     proof that the kernels, not paddle's, ran."""
     try:
-        from . import kernels
+        from ppresvar import kernels
 
         state = kernels._STATE
         module = state.get("module")
@@ -303,8 +303,8 @@ def _count_onednn_calls(step):
 def _worker_train(spec):
     import paddle
 
-    from . import create_model
-    from .engine import distributed
+    from ppresvar import create_model
+    from ppresvar.engine import distributed
 
     rank, world = distributed.init()
     paddle.seed(0)
@@ -328,8 +328,8 @@ def _worker_infer(spec):
     """Eager inference, then the exported model on every predictor here."""
     import paddle
 
-    from . import create_model
-    from . import export as E
+    from ppresvar import create_model
+    from ppresvar import export as E
 
     paddle.seed(0)
     model = create_model(spec["model"], num_classes=spec["num_classes"], **spec["options"])
@@ -367,8 +367,8 @@ def _worker_pipeline(spec):
     """Images/s of the data package's CIFAR training loader (RandomCrop 32
     padding 4, horizontal flip, NormalizeImage) on a synthetic archive in
     the CIFAR format, one full pass after the first batch."""
-    from .data import build_loader, write_cifar_archive
-    from .engine.config import validate
+    from ppresvar.data import build_loader, write_cifar_archive
+    from ppresvar.engine.config import validate
 
     with tempfile.TemporaryDirectory() as d:
         archive = os.path.join(d, "cifar-10-python.tar.gz")
@@ -393,17 +393,17 @@ WORKERS = {"meta": _worker_meta, "train": _worker_train, "infer": _worker_infer,
 
 
 def run_worker(spec):
-    """Entry of a worker process (``tools/benchmark.py --worker JSON``).
+    """Entry of a worker process (``benchmarks/benchmark.py --worker JSON``).
     The result says how many threads the worker set (``threads``; None: left
     to paddle) and what the runtimes report after the work
     (``threads_effective``), and the environment's OMP_NUM_THREADS."""
-    from .runtime import set_cpu_threads
+    from ppresvar.runtime import set_cpu_threads
 
     threads = set_cpu_threads(spec["threads"]) if spec.get("threads") else None
     env_threads = os.environ.get("OMP_NUM_THREADS")
     result = WORKERS[spec["kind"]](spec)
     result.update(threads=threads, threads_effective=runtime_threads(), omp_num_threads_env=env_threads)
-    from .engine import distributed
+    from ppresvar.engine import distributed
 
     if distributed.is_main():
         if spec.get("result_file"):
@@ -476,7 +476,7 @@ def run_torch(torch_python, models, opts, log=None, timeout=7200, threads=None):
     """The PyTorch reference figures for ``models`` (list of (name,
     options)), on ``threads`` threads (default: every core), told through
     the environment and ``--threads``."""
-    from .runtime import available_cores
+    from ppresvar.runtime import available_cores
 
     threads = threads or available_cores()
     specs = [model_label(n, o).replace(" ", ":", 1).replace(" ", ",") for n, o in models]
@@ -500,9 +500,9 @@ def run_torch(torch_python, models, opts, log=None, timeout=7200, threads=None):
 
 
 def torch_base_env():
-    """The user's environment without the CPU defaults ``import ppresvar``
-    added here (they are paddle's business, not torch's)."""
-    from .runtime import ENV_DEFAULTS
+    """The user's environment without the CPU defaults benchmarks/benchmark.py
+    applied here (they are paddle's business, not torch's)."""
+    from ppresvar.runtime import ENV_DEFAULTS
 
     base = dict(USER_ENV if USER_ENV is not None else os.environ)
     for k, v in ENV_DEFAULTS.items():
@@ -515,7 +515,7 @@ def machine_info(torch_python=None):
     import platform
 
     info = {"python": platform.python_version(), "machine": platform.machine(), "cores": None, "cpu": None}
-    from .runtime import available_cores
+    from ppresvar.runtime import available_cores
 
     info["cores"] = available_cores()
     try:
@@ -599,7 +599,7 @@ E2E_SETTINGS = {
 
 
 def _default_e2e_settings():
-    from .engine.config import SCHEMA
+    from ppresvar.engine.config import SCHEMA
 
     extra = ("one_process",) if "cpu_processes" in SCHEMA.get("Global", {}) else ()
     return ("ppresvar", "paddle_kernels", "dp") + extra
@@ -627,7 +627,7 @@ def e2e_recipe(cfg, train_images):
     batches, the optimizer, the normalisation. ``val_size_override`` is set
     when the archive is not CIFAR-10's 50,000 training images: then the
     config's held-out count becomes the same proportion (5000 -> 0.1)."""
-    from .errors import ConfigError
+    from ppresvar.errors import ConfigError
 
     train, ev = cfg["DataLoader"]["Train"], cfg["DataLoader"]["Eval"]
     val = train["dataset"].get("val_size") or 0
@@ -653,7 +653,7 @@ def e2e_train_command(setting, archive, out_dir, recipe, python="python", nproc=
     command a user types plus only what points it at the data and makes it
     one epoch (and, for data parallel, the per-process batch that keeps the
     global batch: ``DataLoader.*.batch_size`` is per process)."""
-    from .errors import ConfigError
+    from ppresvar.errors import ConfigError
 
     if setting not in E2E_SETTINGS:
         raise ConfigError("unknown --e2e-settings entry %r: one of %s" % (setting, ", ".join(E2E_SETTINGS)))
@@ -719,7 +719,7 @@ def read_train_run(out_dir):
 
 def run_train_e2e(setting, archive, recipe, nproc=2, batch=None, python=None, timeout=7200, cores=None):
     """One ppresvar run of ``setting``: whole-process wall time and the run's figures."""
-    from .runtime import available_cores
+    from ppresvar.runtime import available_cores
 
     cores = cores or available_cores()
     with tempfile.TemporaryDirectory() as d:
@@ -754,8 +754,8 @@ def run_train_e2e(setting, archive, recipe, nproc=2, batch=None, python=None, ti
 
 
 def run_torch_e2e(torch_python, archive, recipe, batch=None, threads=None, timeout=7200):
-    """One run of the PyTorch loop (scripts/torch_reference.py --end-to-end)."""
-    from .runtime import available_cores
+    """One run of the PyTorch loop (reference/torch_reference.py --end-to-end)."""
+    from ppresvar.runtime import available_cores
 
     threads = threads or available_cores()
     cmd = [torch_python, TORCH_SCRIPT, "--end-to-end", "--data", archive, "--val-size", str(recipe["val_size"]),
@@ -813,9 +813,9 @@ def end_to_end(data=None, images=10000, torch_python=None, runs=1, settings=DEFA
     each (interleaved), on the CIFAR archive ``data`` or on one of
     ``images`` training images made by ``write_cifar_archive``. Returns a
     JSON-able dict; every figure as median/min/max over the runs."""
-    from .engine.config import load_config
-    from .errors import ConfigError, DataError
-    from .runtime import available_cores
+    from ppresvar.engine.config import load_config
+    from ppresvar.errors import ConfigError, DataError
+    from ppresvar.runtime import available_cores
 
     cores = available_cores()
     cfg = load_config(os.path.join(ROOT, E2E_CONFIG))
@@ -829,7 +829,7 @@ def end_to_end(data=None, images=10000, torch_python=None, runs=1, settings=DEFA
                 raise DataError("--data %s: no such file (a CIFAR-10 python-version archive, "
                                 "cifar-10-python.tar.gz)" % data)
         else:
-            from .data.datasets import write_cifar_archive
+            from ppresvar.data.datasets import write_cifar_archive
 
             archive, source = os.path.join(d, "cifar-10-python.tar.gz"), "generated"
             write_cifar_archive(archive, num_train=int(images), num_test=10)
@@ -867,9 +867,9 @@ def end_to_end(data=None, images=10000, torch_python=None, runs=1, settings=DEFA
         ok = [r for r in torch_runs if not r.get("error")]
         if ok:
             t["torch"] = ok[0].get("torch")
-        t["command"] = ("%s/bin/python scripts/torch_reference.py --end-to-end --data ARCHIVE --val-size %s "
+        t["command"] = ("%s/bin/python reference/torch_reference.py --end-to-end --data ARCHIVE --val-size %s "
                         "--batch %d --threads %d" % (TORCH_VENV, recipe["val_size"], global_batch, cores))
-        t["title"] = "PyTorch loop (scripts/torch_reference.py --end-to-end, channels-last)"
+        t["title"] = "PyTorch loop (reference/torch_reference.py --end-to-end, channels-last)"
         out["torch"] = t
         base = (t.get("train_img_s") or {}).get("median")
         for row in out["settings"].values():
@@ -1118,7 +1118,7 @@ def to_markdown_e2e(res, command=None):
               "typed there, and choose their processes and threads themselves; PyTorch gets "
               "`OMP_NUM_THREADS`, `MKL_NUM_THREADS` and `torch.set_num_threads` set to every core."
               % _env_note(res),
-              "", "PyTorch: `scripts/torch_reference.py --end-to-end`: the same archive and split, ResNet-20 with "
+              "", "PyTorch: `reference/torch_reference.py --end-to-end`: the same archive and split, ResNet-20 with "
               "option-A shortcuts in channels-last, SGD lr %g, momentum %g, weight decay %g, batch %d, one epoch "
               "then validation (batch %d, `inference_mode`); augmentation (pad 4 + random 32x32 crop + flip, "
               "normalise) with numpy on whole batches in the training process, all cores."
@@ -1180,7 +1180,7 @@ def public(obj, torch_python=None):
 PLACEHOLDER_ARGS = {"--torch-python": TORCH_VENV + "/bin/python", "--data": "ARCHIVE"}
 
 
-def public_command(argv, prog="python tools/benchmark.py"):
+def public_command(argv, prog="python benchmarks/benchmark.py"):
     """The command line to print in a report, with ``--torch-python`` and
     ``--data`` shown as placeholders and other paths of this machine too."""
     out, skip = [], None

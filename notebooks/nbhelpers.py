@@ -1,5 +1,7 @@
 """What the notebooks in ``notebooks/`` share: where the data is, the
-command lines they run, and smoke mode.
+command lines they run, smoke mode, and the committed results they show.
+Repository glue, not part of the ``ppresvar`` package: it runs the checkout's
+``tools/`` and reads its ``results/``.
 
 Every training run goes through ``tools/train.py`` in a subprocess; test-set
 figures come from the function ``tools/eval.py`` calls, run in the notebook's
@@ -26,7 +28,7 @@ import sys
 import yaml
 
 __all__ = ["smoke", "ROOT", "find_cifar", "output_dir", "data_overrides", "train", "evaluate",
-           "markdown_table", "show"]
+           "markdown_table", "show", "show_experiment"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,7 +59,7 @@ def find_cifar(hundred=False):
     """
     name = _archive_name(hundred)
     if smoke():
-        from .data import write_cifar_archive
+        from ppresvar.data import write_cifar_archive
 
         path = os.path.abspath(os.path.join("smoke_data", name))
         if not os.path.isfile(path):
@@ -218,8 +220,8 @@ def evaluate(config, run_dir, overrides=(), checkpoint="best"):
     Runs in this process through the function ``tools/eval.py`` calls
     (``ppresvar.engine.evaluator.evaluate_config``), after printing the
     equivalent command."""
-    from .engine.config import load_config
-    from .engine.evaluator import evaluate_config
+    from ppresvar.engine.config import load_config
+    from ppresvar.engine.evaluator import evaluate_config
 
     weights = os.path.join(run_dir, "checkpoints", "%s.pdckpt" % checkpoint)
     overrides = list(overrides) + ["Global.pretrained_model=%s" % weights]
@@ -257,3 +259,31 @@ def show(markdown):
     except ImportError:
         pass
     print(markdown)
+
+
+def show_experiment(experiment, curves=True):
+    """Show an experiment of the reproduction ledger from the committed
+    results: the table with budgets and commands, then each run's curves.
+    Needs no training and no data."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from reproduction import ledger
+
+    manifest = ledger.load_manifest(ledger.MANIFEST)
+    results_dir = os.path.join(ROOT, "results")
+    show(ledger.experiment_markdown(manifest, results_dir, experiment, heading="###"))
+    if not curves:
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+        inline = get_ipython() is not None
+    except ImportError:
+        inline = False
+    for row in ledger.collect_rows(manifest, results_dir, experiment):
+        for r in row["runs"]:
+            path = os.path.join(r["dir"], "curves.png")
+            show("**%s, seed %d** (%s)" % (row["spec"]["label"], r["seed"],
+                                           os.path.relpath(path, ROOT).replace(os.sep, "/")))
+            if inline:
+                display(Image(filename=path))
