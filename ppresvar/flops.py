@@ -23,10 +23,10 @@ Batch norm of any dimension is counted (``paddle.flops`` matches only
 import paddle
 import paddle.nn as nn
 
-__all__ = ["count_flops", "count_params"]
+__all__ = ["count_flops", "count_params", "conv_flops", "numel"]
 
 
-def _numel(x):
+def numel(x):
     n = 1
     for d in x.shape:
         n *= int(d)
@@ -37,25 +37,29 @@ def _first(x):
     return x[0] if isinstance(x, (list, tuple)) else x
 
 
-def _conv(m, inputs, out):
-    w = m.weight.shape  # conv: [out, in/groups, k...]; transpose: [in, out/groups, k...]
-    cin = int(_first(inputs).shape[1])
+def conv_flops(conv, cin, out_numel):
+    """paddle.flops' rule for one convolution with ``cin`` input channels:
+    ``out.numel * (cin / groups * kernel area + has_bias)``."""
     k = 1
-    for d in w[2:]:
+    for d in conv.weight.shape[2:]:  # conv: [out, in/groups, k...]; transpose: [in, out/groups, k...]
         k *= int(d)
-    return _numel(out) * (cin // m._groups * k + (1 if m.bias is not None else 0))
+    return out_numel * (cin // conv._groups * k + (1 if conv.bias is not None else 0))
+
+
+def _conv(m, inputs, out):
+    return conv_flops(m, int(_first(inputs).shape[1]), numel(out))
 
 
 def _bn(m, inputs, out):
-    return 2 * _numel(_first(inputs))
+    return 2 * numel(_first(inputs))
 
 
 def _linear(m, inputs, out):
-    return int(m.weight.shape[0]) * _numel(out)
+    return int(m.weight.shape[0]) * numel(out)
 
 
 def _avgpool(m, inputs, out):
-    return _numel(out)
+    return numel(out)
 
 
 def _adaptive_avgpool(m, inputs, out):
@@ -63,11 +67,11 @@ def _adaptive_avgpool(m, inputs, out):
     k = 1
     for i, o in zip(x.shape[2:], out.shape[2:]):
         k *= int(i) // int(o)
-    return (k + 1) * _numel(out)
+    return (k + 1) * numel(out)
 
 
 def _leaky_relu(m, inputs, out):
-    return _numel(_first(inputs))
+    return numel(_first(inputs))
 
 
 _RULES = (
@@ -141,7 +145,7 @@ def count_params(model):
     and ``paddle.summary`` counts them), as the seeds' figures do."""
     total = trainable = 0
     for p in model.parameters():
-        n = _numel(p)
+        n = numel(p)
         total += n
         if not p.stop_gradient:
             trainable += n

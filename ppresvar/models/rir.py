@@ -33,6 +33,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import kernels
+from ..flops import conv_flops, numel
 from ..layers.conv import Conv2D
 from ..layers.weight_init import kaiming_init
 from ..registry import register_model
@@ -56,18 +57,6 @@ def _projection(cin, cout, stride):
     return Conv2D(cin, cout, 1, stride=stride)
 
 
-def _conv_flops(conv, out_numel):
-    # paddle.flops' rule for one convolution (see ppresvar.flops).
-    cin = conv.weight.shape[1]
-    k = conv.weight.shape[2] * conv.weight.shape[3]
-    return out_numel * (cin * k + (1 if conv.bias is not None else 0))
-
-
-def _numel(x):
-    n = 1
-    for d in x.shape:
-        n *= int(d)
-    return n
 
 
 class CrossConv(nn.Layer):
@@ -104,8 +93,9 @@ class CrossConv(nn.Layer):
     def flops(self, inputs, output):
         """Counted as the four convolutions (the seed's ``paddle.flops``
         figure), whichever way they run."""
-        n = _numel(output[0])
-        return sum(_conv_flops(c, n) for c in (self.conv_rr, self.conv_tr, self.conv_rt, self.conv_tt))
+        n = numel(output[0])
+        return sum(conv_flops(c, int(c.weight.shape[1]) * c._groups, n)
+                   for c in (self.conv_rr, self.conv_tr, self.conv_rt, self.conv_tt))
 
 
 class ResNetInit(nn.Layer):
