@@ -138,7 +138,48 @@ def load_config(path, overrides=()):
     return validate(raw)
 
 
-def read_yaml(path):
+BASE_KEY = "_base_"
+
+
+def read_yaml(path, _chain=()):
+    """The mapping of a YAML config file, with the files it names in
+    ``_base_`` (a path relative to it, or a list of them) merged under it:
+    sections merge key by key, a value given here (a list too) replaces the
+    base's. A recipe family shares one base (``configs/_base_/``) and each
+    variant gives only what differs."""
+    raw = _read_one(path)
+    bases = raw.pop(BASE_KEY, None)
+    if bases is None:
+        return raw
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError("%s: %s must be a file name or a list of file names (relative to the config)"
+                          % (path, BASE_KEY))
+    chain = tuple(_chain) + (os.path.realpath(path),)
+    merged = {}
+    for base in bases:
+        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+        if os.path.realpath(base_path) in chain:
+            raise ConfigError("%s: %s %s includes the config itself (a loop of bases)" % (path, BASE_KEY, base))
+        if not os.path.isfile(base_path):
+            raise ConfigError("%s: %s file not found: %s (looked at %s)" % (path, BASE_KEY, base, base_path))
+        merged = _merge(merged, read_yaml(base_path, chain))
+    return _merge(merged, raw)
+
+
+def _merge(base, over):
+    """``base`` updated by ``over``, mappings merged key by key."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_one(path):
     if not os.path.isfile(path):
         raise ConfigError("config file not found: %s (see configs/ for the shipped ones)" % path)
     try:

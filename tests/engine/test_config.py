@@ -119,3 +119,71 @@ def test_schema_sections_are_paddleclas_like():
     assert {"Global", "Arch", "Loss", "Optimizer", "DataLoader", "Metric"} <= set(SCHEMA)
     assert set(SCHEMA["DataLoader"]) >= {"Train", "Eval", "Test"}
     assert "pretrained_model" in SCHEMA["Global"]
+
+
+# ------------------------------------------------------------------- _base_
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_base_merges_sections_and_the_variant_wins(tmp_path):
+    _write(tmp_path / "_base_" / "recipe.yaml",
+           "Global: {epochs: 7, seed: 3}\nArch: {num_classes: 10}\n"
+           "Optimizer: {name: Momentum, lr: {name: Cosine, learning_rate: 0.1}}\n"
+           "Metric: {topk: [1, 5]}\n")
+    path = _write(tmp_path / "v.yaml", "_base_: _base_/recipe.yaml\nArch: {name: resnet20}\n"
+                                       "Optimizer: {lr: {learning_rate: 0.05}}\nMetric: {topk: [1]}\n")
+    cfg = load_config(path)
+    assert cfg["Arch"]["name"] == "resnet20" and cfg["Arch"]["num_classes"] == 10   # merged key by key
+    assert cfg["Global"]["epochs"] == 7 and cfg["Global"]["seed"] == 3
+    assert cfg["Optimizer"]["name"] == "Momentum" and cfg["Optimizer"]["lr"]["name"] == "Cosine"
+    assert cfg["Optimizer"]["lr"]["learning_rate"] == 0.05                                # the variant wins
+    assert cfg["Metric"]["topk"] == [1]                                                   # lists replace
+    assert "_base_" not in dump_config(cfg)
+
+
+def test_bases_chain_and_list_in_order(tmp_path):
+    _write(tmp_path / "a.yaml", "Global: {epochs: 1, seed: 1}\n")
+    _write(tmp_path / "b.yaml", "_base_: a.yaml\nGlobal: {epochs: 2}\n")
+    _write(tmp_path / "c.yaml", "Global: {seed: 9}\n")
+    path = _write(tmp_path / "v.yaml", "_base_: [b.yaml, c.yaml]\nArch: {name: resnet20}\n")
+    cfg = load_config(path)
+    assert (cfg["Global"]["epochs"], cfg["Global"]["seed"]) == (2, 9)
+
+
+@pytest.mark.parametrize("base, message", [
+    ("missing.yaml", "_base_ file not found: missing.yaml"),
+    ("v.yaml", "includes the config itself"),
+    ("[]", "must be a file name or a list"),
+    ("7", "must be a file name or a list"),
+])
+def test_bad_base_is_one_clear_error(tmp_path, base, message):
+    path = _write(tmp_path / "v.yaml", "_base_: %s\nArch: {name: resnet20}\n" % base)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_a_loop_of_two_bases_is_refused(tmp_path):
+    _write(tmp_path / "a.yaml", "_base_: b.yaml\n")
+    _write(tmp_path / "b.yaml", "_base_: a.yaml\n")
+    with pytest.raises(ConfigError, match="loop of bases"):
+        load_config(_write(tmp_path / "v.yaml", "_base_: a.yaml\nArch: {name: resnet20}\n"))
+
+
+@pytest.mark.parametrize("family, base", [
+    (["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"], "he2015_cifar10.yaml"),
+    (["resnet18_cifar10", "resnet18_dyrelu_a", "resnet18_dyrelu_b", "resnet18_dyrelu_c"], "seed004_cifar10.yaml"),
+    (["resnet50_cifar100", "resnet50_nam_cifar100"], "seed003_cifar100.yaml"),
+    (["rir18", "rir_resnet18"], "seed000_cifar10.yaml"),
+])
+def test_recipe_families_share_one_base(family, base):
+    """A variant is a few lines: its base and what differs (Arch and little else)."""
+    folder = os.path.dirname(R20)
+    for name in family:
+        with open(os.path.join(folder, name + ".yaml"), encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+        assert raw["_base_"] == "_base_/" + base
+        assert set(raw) - {"_base_"} <= {"Arch", "Optimizer", "Loss"}
