@@ -18,7 +18,7 @@ setup(
     # the CPU kernels' sources, compiled on first use (ppresvar/kernels)
     package_data={"ppresvar.kernels": ["*.cc"]},
     python_requires=">=3.8",
-    install_requires=["numpy", "pyyaml>=5.1", "pillow"],
+    install_requires=["numpy", "pyyaml>=5.1", "pillow", "safetensors"],
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],
         "plot": ["matplotlib"],

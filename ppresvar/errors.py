@@ -9,7 +9,12 @@ def suggest(name, choices, n=3):
 
 
 class UserError(Exception):
-    """Bad input: the message names the problem and the fix."""
+    """Bad input: the message names the problem and the fix, on one line
+    (whitespace, the newlines of a quoted library message included, is
+    collapsed to single spaces)."""
+
+    def __init__(self, message="", *args):
+        super().__init__(" ".join(str(message).split()), *args)
 
 
 class ConfigError(UserError):

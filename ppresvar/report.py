@@ -78,7 +78,8 @@ def plot_curves(run_dirs, path=None, title=None):
             ys = [m.get(key) for m in run["metrics"]]
             if any(y is not None for y in ys):
                 ax.plot(ep, ys, style, color=colour, label="%s %s" % (run["name"], key.split("_")[0]))
-    for ax, ylabel in ((ax_loss, "loss"), (ax_acc, "top-1 accuracy")):
+    for ax, ylabel in ((ax_loss, "loss (solid: validation split, dashed: train)"),
+                       (ax_acc, "top-1 accuracy (solid: validation split)")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -309,7 +309,7 @@ def collect(step, python, log=print):
     shutil.copyfile(os.path.join(run_dir, "metrics.jsonl"), os.path.join(tmp, "metrics.jsonl"))
     with open(os.path.join(tmp, "test.json"), "w") as f:
         json.dump(test, f, indent=1)
-    plot_curves(metrics, os.path.join(tmp, "curves.png"))
+    plot_kept(tmp, metrics, config, step)
     run = {
         "experiment": step["experiment"], "row": step["row"], "seed": step["seed"], "framework": step["framework"],
         "budget": row["budget"], "epochs": len(metrics),
@@ -326,6 +326,43 @@ def collect(step, python, log=print):
     os.replace(tmp, out)
     log("kept %s: test top-1 %.2f%%" % (os.path.relpath(out, ROOT), 100 * test["last"]["top1"]))
     return out
+
+
+def plot_kept(result_dir, metrics=None, config=None, step=None):
+    """``curves.png`` of a kept run, titled with its model, experiment, row
+    and seed, its validation curves labelled with the images they show (from
+    the kept files when ``metrics``/``config``/``step`` are not given)."""
+    from ppresvar.engine.logger import plot_curves
+
+    if metrics is None:
+        metrics = _read_jsonl(os.path.join(result_dir, "metrics.jsonl"))
+    if config is None:
+        with open(os.path.join(result_dir, "config.yaml"), encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+    if step is None:
+        with open(os.path.join(result_dir, "run.json")) as f:
+            run = json.load(f)
+        step = {"experiment": run["experiment"], "row": run["row"], "seed": run["seed"],
+                "spec": {"torch": config.get("arguments", [])}}
+    if "Arch" in config:
+        model = config["Arch"]["name"]
+    else:
+        args = [str(a) for a in config.get("arguments", [])]
+        model = "%s, PyTorch reference" % (args[args.index("--model") + 1] if "--model" in args else "resnet20")
+    title = "%s, %s/%s seed %d" % (model, step["experiment"], step["row"], step["seed"])
+    return plot_curves(metrics, os.path.join(result_dir, "curves.png"), title, _val_label(config, step["spec"]))
+
+
+def _val_label(config, row):
+    """Which images a kept run's validation curve shows."""
+    from ppresvar.engine.logger import split_label
+
+    if "DataLoader" in config:
+        return split_label(config)
+    args = [str(a) for a in row.get("torch", [])]
+    size = args[args.index("--val-size") + 1] if "--val-size" in args else "5000"
+    seed = args[args.index("--split-seed") + 1] if "--split-seed" in args else "0"
+    return "%s images held out of Cifar10's train split (split_seed %s)" % (size, seed)
 
 
 def _versions(framework, test):

@@ -100,8 +100,9 @@ def read_metrics(path):
 class RunWriter(object):
     """Files of one run directory (rank 0 only)."""
 
-    def __init__(self, run_dir, use_visualdl=True, plot_curves=True, logger=None):
+    def __init__(self, run_dir, use_visualdl=True, plot_curves=True, logger=None, title=None, val_label="validation"):
         self.run_dir = run_dir
+        self.title, self.val_label = title, val_label
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         self.plot_curves = plot_curves
         self.logger = logger
@@ -133,16 +134,30 @@ class RunWriter(object):
                 if key != "epoch" and isinstance(value, (int, float)) and value is not None:
                     self.vdl.add_scalar(tag=key.replace("_", "/", 1), step=record["epoch"], value=value)
         if self.plot_curves:
-            plot_curves(read_metrics(self.metrics_path), os.path.join(self.run_dir, "curves.png"))
+            plot_curves(read_metrics(self.metrics_path), os.path.join(self.run_dir, "curves.png"), self.title,
+                        self.val_label)
 
     def close(self):
         if self.vdl is not None:
             self.vdl.close()
 
 
-def plot_curves(records, path):
+def split_label(cfg, section="Eval"):
+    """What a loader section's images are, for a curve's legend: e.g.
+    "5000 images held out of Cifar10's training split (split_seed 0)"."""
+    d = ((cfg.get("DataLoader") or {}).get(section) or {}).get("dataset") or {}
+    name, mode = d.get("name", "?"), d.get("mode")
+    if d.get("subset") == "val":
+        return "%s images held out of %s's %s split (split_seed %s)" % (d.get("val_size"), name, mode or "train",
+                                                                      d.get("split_seed"))
+    return "%s's %s split" % (name, mode or d.get("subset") or "whole")
+
+
+def plot_curves(records, path, title=None, val_label="validation"):
     """Loss and top-1 accuracy per epoch, train and validation, to ``path``
-    (skipped when matplotlib is not installed). Returns True when written."""
+    (skipped when matplotlib is not installed): ``title`` above (model and
+    run), ``val_label`` says which images the validation curves are.
+    Returns True when written."""
     if not records:
         return False
     try:
@@ -154,10 +169,10 @@ def plot_curves(records, path):
         return False
     epochs = [r["epoch"] for r in records]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label, style in (("train_loss", "train", "-"), ("val_loss", "val", "--")):
+    for key, label, style in (("train_loss", "train", "-"), ("val_loss", "validation", "--")):
         ax1.plot(epochs, [r.get(key) for r in records], style, marker=".", label=label)
-    for key, label, style in (("train_top1", "train top-1", "-"), ("val_top1", "val top-1", "--"),
-                              ("val_top5", "val top-5", ":")):
+    for key, label, style in (("train_top1", "train top-1", "-"), ("val_top1", "validation top-1", "--"),
+                              ("val_top5", "validation top-5", ":")):
         ax2.plot(epochs, [100 * r[key] if r.get(key) is not None else None for r in records], style,
                  marker=".", label=label)
     ax1.set_xlabel("epoch")
@@ -169,6 +184,8 @@ def plot_curves(records, path):
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.suptitle("%s\nvalidation: %s" % (title or os.path.basename(os.path.dirname(os.path.abspath(path))), val_label),
+                 fontsize=10)
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=100)

@@ -41,7 +41,7 @@ from .checkpoint import (load_checkpoint, load_optimizer_state, load_weights, op
                          remove_stale_temporaries, save_checkpoints, set_rng_state)
 from .config import save_config
 from .evaluator import autocast, eval_topk, evaluate
-from .logger import Progress, RunWriter, format_duration, get_logger, read_metrics
+from .logger import Progress, RunWriter, format_duration, get_logger, read_metrics, split_label
 from .losses import TrainLoss, to_soft_targets
 from .metrics import MetricSums, topk_correct
 from .optim import ModelEMA, build_lr_scheduler, build_optimizer, swap_weights
@@ -174,7 +174,9 @@ class Trainer(object):
         if self.main:
             remove_stale_temporaries(self.ckpt_dir)  # what a process killed mid-write left
         self.log = get_logger(os.path.join(run_dir, "train.log") if self.main else None, quiet=not self.main)
-        self.writer = RunWriter(run_dir, g["use_visualdl"], g["plot_curves"], self.log) if self.main else None
+        self.writer = RunWriter(run_dir, g["use_visualdl"], g["plot_curves"], self.log,
+                                title="%s, run %s" % (cfg["Arch"]["name"], os.path.basename(run_dir)),
+                                val_label=split_label(cfg)) if self.main else None
 
     # ------------------------------------------------------------ state
     def _restore(self, state, path):

@@ -8,15 +8,18 @@ backward-weights (+ bias) through that library, so paddle's autograd uses it;
 ``cpu_ops.cc`` holds the option-A shortcut (subsample + zero channels), one
 loop each way instead of paddle's slow strided-slice gradient.
 
-Build: once per machine, paddle version and source, on first use, into
-``$PPRESVAR_CACHE_DIR`` (default ``~/.cache/ppresvar``). It needs a C++
-compiler and oneDNN's headers, which paddle does not ship: they come from
-``$PPRESVAR_ONEDNN_INCLUDE``, from an installed ``onednn-devel-cpu-iomp``
-(``pip install --no-deps onednn-devel-cpu-iomp==2023.2.0``), or are fetched
-once from the package index as that wheel (188 KB, headers only). Only C
-calls that paddle's library exports are used. Whatever is missing, the
-kernels are reported unavailable with the reason, and training carries on
-with paddle's kernels.
+Build: once per machine, paddle version and source, into
+``$PPRESVAR_CACHE_DIR`` (default ``~/.cache/ppresvar``): on first use, or
+ahead of a run with ``python -m ppresvar.kernels`` (for a machine that will
+train without a network). It needs a C++ compiler and oneDNN's headers,
+which paddle does not ship: they come from ``$PPRESVAR_ONEDNN_INCLUDE``, from
+an installed ``onednn-devel-cpu-iomp`` (``pip install --no-deps
+onednn-devel-cpu-iomp==2023.2.0``), or are fetched once from the package
+index as that wheel (188 KB, headers only), pinned by version and SHA-256
+(``python -m ppresvar.kernels --headers-wheel FILE`` takes a copy of it
+instead). Only C calls that paddle's library exports are used. Whatever is
+missing, the kernels are reported unavailable in one line with the reason,
+and training carries on with paddle's kernels.
 
 Use: :func:`use` turns them on for a block (the trainer does, on CPU);
 :class:`ppresvar.layers.Conv2D` and :func:`conv2d` then run through them in
@@ -27,7 +30,6 @@ exported program holds plain ``conv2d`` ops and checkpoints do not change.
 import contextlib
 import glob
 import hashlib
-import importlib.util
 import io
 import logging
 import os
@@ -41,10 +43,12 @@ import paddle
 import paddle.nn.functional as F
 
 __all__ = ["KernelsUnavailable", "load", "available", "use", "active", "conv2d", "shortcut_a", "resolve", "MODES",
-           "ONEDNN_HEADERS"]
+           "ONEDNN_HEADERS", "ONEDNN_HEADERS_SHA256", "unpack_headers", "headers_cache"]
 
 MODES = ("auto", "onednn", "paddle")
 ONEDNN_HEADERS = "onednn-devel-cpu-iomp==2023.2.0"  # headers of oneDNN 3.2 (C API as paddle's 3.x library)
+# the wheel's SHA-256, as the package index serves it (a wheel with another hash is not used)
+ONEDNN_HEADERS_SHA256 = "67d879f7829b74677e52673e30b34d1a066e7c011e42d0a15515e472fa74caab"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SOURCES = [os.path.join(_HERE, name) for name in ("onednn_conv.cc", "cpu_ops.cc")]
 
@@ -69,6 +73,43 @@ def _has_headers(include):
     return bool(include) and os.path.isfile(os.path.join(include, "oneapi", "dnnl", "dnnl.hpp"))
 
 
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def unpack_headers(wheel, dest):
+    """Check ``wheel`` against the pinned SHA-256 and unpack its include/
+    into ``dest`` (atomically); raises KernelsUnavailable on a mismatch."""
+    digest = _sha256(wheel)
+    if digest != ONEDNN_HEADERS_SHA256:
+        raise KernelsUnavailable("%s has SHA-256 %s, not the pinned %s of %s: not used"
+                                 % (os.path.basename(wheel), digest[:16] + "...", ONEDNN_HEADERS_SHA256[:16] + "...",
+                                    ONEDNN_HEADERS))
+    staging = dest + ".part%d" % os.getpid()
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            marker = "/data/include/"
+            if marker in name and not name.endswith("/"):
+                target = os.path.join(staging, name.split(marker, 1)[1])
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with z.open(name) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+    if not _has_headers(staging):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise KernelsUnavailable("the %s wheel holds no oneapi/dnnl/dnnl.hpp" % ONEDNN_HEADERS)
+    if os.path.isdir(dest):
+        shutil.rmtree(staging)
+    else:
+        os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+        os.replace(staging, dest)
+    return dest
+
+
 def _fetch_headers(dest):
     """Download the headers-only wheel and unpack its include/ into ``dest``."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,21 +126,11 @@ def _fetch_headers(dest):
         wheels = glob.glob(os.path.join(tmp, "*.whl"))
         if not wheels:
             raise KernelsUnavailable("pip download %s gave no wheel" % ONEDNN_HEADERS)
-        staging = dest + ".part%d" % os.getpid()
-        with zipfile.ZipFile(wheels[0]) as z:
-            for name in z.namelist():
-                marker = "/data/include/"
-                if marker in name and not name.endswith("/"):
-                    target = os.path.join(staging, name.split(marker, 1)[1])
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    with z.open(name) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out)
-        if not _has_headers(staging):
-            raise KernelsUnavailable("the %s wheel holds no oneapi/dnnl/dnnl.hpp" % ONEDNN_HEADERS)
-        if os.path.isdir(dest):
-            shutil.rmtree(staging)
-        else:
-            os.replace(staging, dest)
+        unpack_headers(wheels[0], dest)
+
+
+def headers_cache():
+    return os.path.join(cache_dir(), "onednn-headers-2023.2.0")
 
 
 def find_headers(fetch=True):
@@ -112,7 +143,7 @@ def find_headers(fetch=True):
     for prefix in (sys.prefix, getattr(sys, "base_prefix", sys.prefix)):
         if _has_headers(os.path.join(prefix, "include")):
             return os.path.join(prefix, "include")
-    cached = os.path.join(cache_dir(), "onednn-headers-2023.2.0")
+    cached = headers_cache()
     if not _has_headers(cached):
         if not fetch:
             raise KernelsUnavailable("oneDNN headers not found")

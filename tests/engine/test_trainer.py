@@ -104,9 +104,22 @@ def test_iterations_limit_and_epoch_unit(tmp_path):
     assert records[0]["lr"] == pytest.approx(0.05) and records[1]["lr"] < 0.05
 
 
-def test_the_test_split_is_never_read_while_training(tmp_path):
+def test_the_test_split_is_never_read_while_training(tmp_path, monkeypatch):
+    """Training builds the Train and Eval loaders only; a Test split that
+    were read would also fail here (its archive does not exist)."""
+    import ppresvar.engine.trainer as trainer_module
+
+    built, real = [], trainer_module.build_loader
+
+    def spy(section, where, *args, **kw):
+        built.append(where)
+        return real(section, where, *args, **kw)
+
+    monkeypatch.setattr(trainer_module, "build_loader", spy)
     cfg = tiny(tmp_path, "DataLoader.Test.dataset={name: Cifar10, data_file: /nonexistent/c.tar.gz}")
-    train(cfg)  # would raise DataError if the test data were loaded
+    summary = train(cfg)
+    assert summary["epochs"] == cfg["Global"]["epochs"]
+    assert sorted(built) == ["DataLoader.Eval", "DataLoader.Train"]
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

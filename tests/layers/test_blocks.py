@@ -274,12 +274,12 @@ def test_seed_style_initialiser_would_not_count():
     default init it left is clearly apart from fan-out Kaiming."""
     conv = nn.Conv2D(3, 16, 3, bias_attr=False)
     before = conv.weight.numpy().copy()
-    try:
-        nn.initializer.KaimingNormal(conv.weight)      # the seed's call: builds, applies nothing
-    except Exception:
-        pass
-    np.testing.assert_array_equal(conv.weight.numpy(), before)
+    made = nn.initializer.KaimingNormal(conv.weight)      # the seed's call: builds an initializer...
+    assert isinstance(made, nn.initializer.KaimingNormal)
+    np.testing.assert_array_equal(conv.weight.numpy(), before)  # ...and applies nothing
     assert abs(before.std() / np.sqrt(2.0 / (16 * 9)) - 1) > 0.5
+    nn.initializer.KaimingNormal()(conv.weight)           # applied, as ppresvar does: the weights change
+    assert np.abs(conv.weight.numpy() - before).max() > 0
 
 
 def test_bn_init_and_zero_init_last():
