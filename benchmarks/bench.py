@@ -1030,25 +1030,29 @@ def to_markdown(res, command=None):
                   _with_threads(r["torch_train"].get("train_channels_last_img_s"), r["torch_threads"]),
                   _fmt(r["train_ratio"], 2) + ("x" if r["train_ratio"] else "")]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "### Inference, images/s (threads in brackets)", ""]
-    head = ["model"] + [n for _, n in INFER_KEYS] + ["PyTorch eager", "torch.compile", "best ppresvar / torch.compile"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["label"]] + [_with_threads(r["infer"].get(k), r["infer_threads"]) for k, _ in INFER_KEYS]
-        cells += [_with_threads(r["torch_eager_infer"], r["torch_threads"]),
-                  _with_threads(r["torch_compile_infer"], r["torch_threads"]),
-                  _fmt(r["infer_ratio"], 2) + ("x" if r["infer_ratio"] else "")]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "### Input pipeline (CIFAR training transforms: RandomCrop 32 pad 4, flip, NormalizeImage; "
-              "batch %d)" % cfg["batch"], ""]
-    lines += ["| DataLoader workers | images/s |", "|---|---|"]
-    for p in res.get("pipeline", []):
-        if isinstance(p, dict) and "pipeline_img_s" in p:
-            lines.append("| %d | %s |" % (p["workers"], _fmt(p["pipeline_img_s"])))
-    lines += ["", "### Goals", "", "| goal | measured | met |", "|---|---|---|"]
-    for text, value, target, op in goals:
-        met = "-" if value is None else ("yes" if (value >= target if op == ">=" else value <= target) else "no")
-        lines.append("| %s | %s | %s |" % (text, "-" if value is None else "%.2fx" % value, met))
+    # a part that was not measured (--parts) gets no table: no empty tables, no rows of "-"
+    if any(r["infer"].get(k) for r in rows for k, _ in INFER_KEYS):
+        lines += ["", "### Inference, images/s (threads in brackets)", ""]
+        head = ["model"] + [n for _, n in INFER_KEYS] + ["PyTorch eager", "torch.compile", "best ppresvar / torch.compile"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            cells = [r["label"]] + [_with_threads(r["infer"].get(k), r["infer_threads"]) for k, _ in INFER_KEYS]
+            cells += [_with_threads(r["torch_eager_infer"], r["torch_threads"]),
+                      _with_threads(r["torch_compile_infer"], r["torch_threads"]),
+                      _fmt(r["infer_ratio"], 2) + ("x" if r["infer_ratio"] else "")]
+            lines.append("| " + " | ".join(cells) + " |")
+    pipeline = [p for p in res.get("pipeline", []) if isinstance(p, dict) and "pipeline_img_s" in p]
+    if pipeline:
+        lines += ["", "### Input pipeline (CIFAR training transforms: RandomCrop 32 pad 4, flip, NormalizeImage; "
+                  "batch %d)" % cfg["batch"], ""]
+        lines += ["| DataLoader workers | images/s |", "|---|---|"]
+        lines += ["| %d | %s |" % (p["workers"], _fmt(p["pipeline_img_s"])) for p in pipeline]
+    measured = [g for g in goals if g[1] is not None]
+    if measured:
+        lines += ["", "### Goals", "", "| goal | measured | met |", "|---|---|---|"]
+        for text, value, target, op in measured:
+            met = "yes" if (value >= target if op == ">=" else value <= target) else "no"
+            lines.append("| %s | %.2fx | %s |" % (text, value, met))
     errors = []
     for row in res["models"]:
         for part, val in [("meta", row["meta"]), ("infer", row["infer"])] + list(row["train"].items()):
