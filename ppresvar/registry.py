@@ -54,12 +54,15 @@ def model_paper(name):
     return _PAPERS[name]
 
 
-def create_model(name, num_classes=None, **options):
+def create_model(name, num_classes=None, pretrained=None, **options):
     """Build a registered model by name.
 
     ``num_classes`` defaults to the factory's own (10 for the CIFAR models,
     1000 for ResNet-RS). ``options`` go to the model's factory (for example ``stem='cifar'``,
-    ``shortcut='B'``, ``drop_path_rate=0.1``). An unknown name raises
+    ``shortcut='B'``, ``drop_path_rate=0.1``). ``pretrained``: weights to load, a
+    ``model.safetensors`` (as kept in results/ or written by tools/export.py) or a
+    checkpoint of your own (:func:`ppresvar.load_weights`; a file of another model
+    is a CheckpointError naming what does not fit). An unknown name raises
     :class:`UnknownModelError` naming the closest registered names.
     """
     if name not in _MODELS:
@@ -69,4 +72,9 @@ def create_model(name, num_classes=None, **options):
         raise UnknownModelError("unknown model %r: %s" % (name, hint))
     if num_classes is not None:
         options["num_classes"] = num_classes
-    return _MODELS[name](**options)
+    model = _MODELS[name](**options)
+    if pretrained:
+        from .engine.checkpoint import load_weights
+
+        load_weights(model, pretrained)
+    return model

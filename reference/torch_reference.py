@@ -651,6 +651,51 @@ def train_run(a):
     return result
 
 
+STAGES = {"resnet20": [3, 3, 3], "resnet56": [9, 9, 9], "resnet18": [2, 2, 2, 2], "resnet18_dyrelu_a": [2, 2, 2, 2],
+          "resnet18_dyrelu_b": [2, 2, 2, 2], "resnet18_dyrelu_c": [2, 2, 2, 2]}
+
+
+def ppresvar_state(model, name):
+    """The state dict of a ``ResNet`` of this file under ppresvar's names, as
+    numpy arrays: ``blocks.<i>`` -> ``stages.<s>.<j>``, BN ``running_mean`` /
+    ``running_var`` -> ``_mean`` / ``_variance`` (``num_batches_tracked``
+    dropped), Linear weights transposed (paddle stores them [in, out])."""
+    where = [(s, j) for s, n in enumerate(STAGES[name]) for j in range(n)]
+    linear = {k + ".weight" for k, m in model.named_modules() if isinstance(m, nn.Linear)}
+    out = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        a = value.detach().cpu().numpy()
+        if key in linear:
+            a = a.T
+        parts = key.split(".")
+        if parts[0] == "blocks":
+            s, j = where[int(parts[1])]
+            parts = ["stages", str(s), str(j)] + parts[2:]
+        parts[-1] = {"running_mean": "_mean", "running_var": "_variance"}.get(parts[-1], parts[-1])
+        out[".".join(parts)] = np.ascontiguousarray(a)
+    return out
+
+
+def to_ppresvar(a):
+    """``OUT/model.safetensors`` from a finished run's ``OUT/last.pt``: the
+    last weights under ppresvar's names, for ``tools/eval.py``."""
+    from safetensors.numpy import save_file
+
+    if a.model not in STAGES:
+        raise SystemExit("error: no ppresvar name mapping for %s" % a.model)
+    options = {"widths": a.widths} if a.widths else {}
+    if a.model.startswith("resnet18_dyrelu"):
+        options.update(reduction=a.reduction, gate=a.dyrelu_gate)
+    model = MODELS[a.model](num_classes=a.num_classes, **options)
+    model.load_state_dict(torch.load(os.path.join(a.out, "last.pt"), weights_only=False)["model"])
+    path = os.path.join(a.out, "model.safetensors")
+    save_file(ppresvar_state(model, a.model), path, metadata={"format": "paddle-state-dict",
+                                                              "source": "reference/torch_reference.py %s" % a.model})
+    return path
+
+
 def set_threads(n):
     n = int(n or available_cores())
     torch.set_num_threads(n)
@@ -706,11 +751,19 @@ def main():
     t.add_argument("--dyrelu-init", default="random", choices=("random", "relu"),
                    help="random: paddle's Linear init (Xavier uniform, zero bias), as ppresvar; relu: fc2 zero")
     t.add_argument("--dyrelu-gate", default="sigmoid", choices=("sigmoid", "hard"))
+    t.add_argument("--to-ppresvar", action="store_true",
+                   help="write OUT/model.safetensors (ppresvar's names) from a finished run's OUT/last.pt")
+    t.add_argument("--num-classes", type=int, default=10, help="with --to-ppresvar")
     a = p.parse_args()
     threads = set_threads(a.threads)
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "threads_asked": threads,
            "interop_threads": torch.get_num_interop_threads(),
            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    if a.to_ppresvar:
+        if not a.out:
+            p.error("--to-ppresvar needs --out DIR (a finished --train run)")
+        print("wrote %s" % to_ppresvar(a))
+        return
     if a.train:
         if not a.data or not a.out:
             p.error("--train needs --data ARCHIVE and --out DIR")

@@ -34,6 +34,8 @@ def main(argv=None):
     p.add_argument("--results", default=None, help="results folder (default: the repository's results/)")
     p.add_argument("--manifest", default=None, help="experiments file (default: results/experiments.yaml)")
     p.add_argument("--dry-run", action="store_true", help="print what would run")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="start runs from a work tree with uncommitted changes, keeping the diff with the results")
     p.add_argument("--collect-only", action="store_true", help="keep finished runs, train nothing")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = p.parse_args(argv)
@@ -62,14 +64,14 @@ def main(argv=None):
             if step["action"] in ("train", "resume"):
                 if args.collect_only:
                     continue
-                code = reproduce.run_step(step, sys.executable, args.torch_python)
+                code = reproduce.run_step(step, sys.executable, args.torch_python, allow_dirty=args.allow_dirty)
                 if code != 0:
                     raise TrainingError("%s/%s seed %d stopped with exit code %d; fix the cause and run the same "
                                         "command again: it resumes" % (step["experiment"], step["row"],
                                                                         step["seed"], code))
                 step["action"] = "collect"
             if step["action"] == "collect":
-                reproduce.collect(step, sys.executable)
+                reproduce.collect(step, sys.executable, args.torch_python, data)
         if not args.dry_run and args.results is None and args.manifest is None:
             path = ledger.write(manifest, results)
             print("wrote %s" % os.path.relpath(path, reproduce.ROOT))

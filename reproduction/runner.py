@@ -7,6 +7,8 @@ files of each finished run in ``results/<experiment>/<row>/seed<S>/``:
     test.json       the test split on the last epoch's weights (ppresvar: also the best epoch's)
     curves.png      loss and accuracy per epoch
     run.json        commit, machine, framework, command, budget, training time
+    model.safetensors   the last weights under ppresvar's names (one run per row: the first
+                    one kept), which ``tools/eval.py`` evaluates (:func:`eval_argv`)
 
 Checkpoints stay in the run directory (``--runs-dir``, outside the work tree);
 the kept files name the runs folder and the data archive as ``<runs dir>`` and
@@ -33,9 +35,10 @@ __all__ = ["load_manifest", "ROOT", "MANIFEST", "run_dir_of", "result_dir_of", "
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(ROOT, "results", "experiments.yaml")
-EXPERIMENT_KEYS = {"title", "seed", "metric", "about", "rows"}
+EXPERIMENT_KEYS = {"title", "seed", "metric", "about", "rows", "claims", "gap"}
 ROW_KEYS = {"label", "config", "overrides", "torch", "seeds", "budget", "paper", "seed_figure", "estimate",
-            "same_as"}
+            "same_as", "eval"}
+WEIGHTS = "model.safetensors"
 METRICS = ("test_top1", "test_error")
 
 
@@ -69,6 +72,10 @@ def load_manifest(path=MANIFEST):
             _check_keys(row, ROW_KEYS, rwhere)
             if ("config" in row) == ("torch" in row):
                 raise ConfigError("%s needs exactly one of config (ppresvar) and torch (PyTorch reference)" % rwhere)
+            if "torch" in row and not row.get("same_as") and not (isinstance(row.get("eval"), dict)
+                                                                   and row["eval"].get("config")):
+                raise ConfigError("%s: a PyTorch row needs eval: {config: ..., overrides: [...]}, the ppresvar config "
+                                  "that evaluates its weights" % rwhere)
             for key in ("label", "budget", "seeds"):
                 if not row.get(key):
                     raise ConfigError("%s has no %s" % (rwhere, key))
@@ -210,37 +217,94 @@ def provenance_path(run_dir):
     return os.path.normpath(run_dir) + ".provenance.json"
 
 
-def write_provenance(run_dir, step, python):
+def uncommitted_diff():
+    """``git diff HEAD`` of the work tree (tracked files): what a run started
+    from a dirty tree ran besides its commit."""
+    try:
+        return subprocess.check_output(["git", "diff", "HEAD", "--binary"], cwd=ROOT, stderr=subprocess.DEVNULL,
+                                       text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def write_provenance(run_dir, step, python, allow_dirty=False):
     """``<run dir>.provenance.json`` at the run's first start: the commit, the
-    machine and the command that started it."""
+    machine and the command that started it. A tree with uncommitted changes
+    is refused (a kept result must say what code made it), unless
+    ``allow_dirty``: then the changes are kept beside it as
+    ``<run dir>.provenance.diff`` and, with the result, ``uncommitted.diff``."""
     path = provenance_path(run_dir)
     if os.path.exists(path):
         return
     commit, dirty = git_commit()
+    if dirty and not allow_dirty:
+        raise ConfigError("the work tree has uncommitted changes: commit them (or run from a clean git worktree) so "
+                          "that the run's commit says what trained it, or pass --allow-dirty to keep the diff with it")
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    if dirty:
+        with open(os.path.normpath(run_dir) + ".provenance.diff", "w") as f:
+            f.write(uncommitted_diff())
     with open(path, "w") as f:
         json.dump({"commit": commit, "dirty": dirty, "machine": machine(),
                    "started": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
                    "command": " ".join(["python"] + step["argv"]), "python": python}, f, indent=1)
 
 
-def run_step(step, python, torch_python=None, log=print):
+def run_step(step, python, torch_python=None, log=print, allow_dirty=False):
     """Train (or resume) one (row, seed); returns the exit code."""
     exe = torch_python if step["framework"] == "torch" else python
     if step["framework"] == "torch" and not torch_python:
         raise ConfigError("row %s runs PyTorch: pass --torch-python PY (a venv with torch==2.13.0)" % step["row"])
-    write_provenance(step["run_dir"], step, exe)
+    write_provenance(step["run_dir"], step, exe, allow_dirty)
     log("%s %s/%s seed %d: %s" % (step["action"], step["experiment"], step["row"], step["seed"],
                                   " ".join(["python"] + step["argv"])))
     return subprocess.call([exe] + step["argv"], cwd=ROOT)
 
 
-def _eval(python, checkpoint):
-    out = subprocess.run([python, os.path.join("tools", "eval.py"), "-o", "Global.pretrained_model=%s" % checkpoint],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _eval(python, checkpoint, argv=None):
+    """tools/eval.py on ``checkpoint`` (its own config), or with ``argv``."""
+    argv = argv or [os.path.join("tools", "eval.py"), "-o", "Global.pretrained_model=%s" % checkpoint]
+    out = subprocess.run([python] + argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if out.returncode != 0:
         raise DataError("evaluating %s failed: %s" % (checkpoint, (out.stderr.strip().splitlines() or ["?"])[-1]))
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def eval_argv(row, result_dir, data_file, config=None):
+    """The ``tools/eval.py`` command (argv, run from the repository) that
+    evaluates a kept run's ``model.safetensors`` in ``result_dir`` (as
+    written: ``results/<experiment>/<row>/seed<S>`` for the ledger) on the
+    test split: with the run's kept ``config.yaml`` (ppresvar), or with the
+    row's ``eval`` config (a PyTorch row: the ppresvar config of the same
+    model and preprocessing). ``config`` overrides the kept config's path."""
+    rel = result_dir.replace(os.sep, "/")
+    if "torch" in row:
+        argv = ["-c", row["eval"]["config"]]
+        for o in row["eval"].get("overrides", []):
+            argv += ["-o", str(o)]
+    else:
+        argv = ["-c", config or rel + "/config.yaml"]
+    return ([os.path.join("tools", "eval.py").replace(os.sep, "/")] + argv
+            + ["-o", "Global.pretrained_model=%s/%s" % (rel, WEIGHTS), "-o", "DataLoader.*.dataset.data_file=%s" % data_file])
+
+
+def row_weights(results_dir, experiment, row):
+    """The seeds of a row that keep their weights in results/."""
+    folder = os.path.join(results_dir, experiment, row)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(int(d[4:]) for d in os.listdir(folder)
+                  if d.startswith("seed") and d[4:].isdigit() and os.path.isfile(os.path.join(folder, d, WEIGHTS)))
+
+
+def _save_weights(checkpoint, path):
+    """The model weights (no optimizer state, no EMA) of a training checkpoint as safetensors."""
+    from ppresvar import safetensors
+    from ppresvar.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint)["model"]
+    safetensors.save({k: v.numpy() if hasattr(v, "numpy") else v for k, v in state.items()}, path,
+                     metadata={"format": "paddle-state-dict", "source": "last weights of a ppresvar run"})
 
 
 def _read_jsonl(path):
@@ -277,19 +341,31 @@ def make_portable(result_dir, subs):
             f.write(text)
 
 
-def collect(step, python, log=print):
+def collect(step, python, torch_python=None, data_file=None, log=print):
     """Evaluate a finished run on the test split and copy its small files
-    into ``results/``; returns the result directory."""
-    from ppresvar.engine.logger import plot_curves
-
+    into ``results/``; the first run kept of a row keeps its last weights
+    too (``model.safetensors``), checked by evaluating them with the command
+    the ledger prints (:func:`eval_argv`). Returns the result directory."""
     run_dir, out = step["run_dir"], step["result_dir"]
     row = step["spec"]
+    results_dir = os.path.dirname(os.path.dirname(os.path.dirname(out)))
+    keep_weights = not [s for s in row_weights(results_dir, step["experiment"], step["row"]) if s != step["seed"]]
     metrics = _read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+    tmp = out + ".part"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
     if step["framework"] == "torch":
         with open(os.path.join(run_dir, "test.json")) as f:
             test = {"last": json.load(f)}
         config = {"framework": "PyTorch reference (reference/torch_reference.py --train)",
                   "arguments": [str(a) for a in row["torch"]] + ["--seed", str(step["seed"])]}
+        if keep_weights:
+            if not torch_python:
+                raise ConfigError("keeping the weights of row %s needs --torch-python PY" % step["row"])
+            argv = _torch_argv(row, step["seed"], run_dir, data_file or "-")
+            argv = [a for a in argv if a != "--train"] + ["--to-ppresvar"]
+            subprocess.run([torch_python] + argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            shutil.copyfile(os.path.join(run_dir, WEIGHTS), os.path.join(tmp, WEIGHTS))
     else:
         test = {"last": _eval(python, os.path.join(run_dir, "checkpoints", "last.pdckpt"))}
         best = os.path.join(run_dir, "checkpoints", "best.pdckpt")
@@ -297,24 +373,35 @@ def collect(step, python, log=print):
             test["best"] = _eval(python, best)
         with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
             config = yaml.safe_load(f)
+        if keep_weights:
+            _save_weights(os.path.join(run_dir, "checkpoints", "last.pdckpt"), os.path.join(tmp, WEIGHTS))
+    if keep_weights:  # the ledger's command, run on the weights as kept (the run's config: this machine's paths)
+        argv = eval_argv(row, tmp, data_file or _data_file(config), os.path.join(run_dir, "config.yaml"))
+        got = _eval(python, os.path.join(tmp, WEIGHTS), argv)
+        test["weights"] = {k: got[k] for k in ("top1", "top5", "loss", "samples")}
+        if abs(got["top1"] - test["last"]["top1"]) > (5e-4 if step["framework"] == "torch" else 2e-4):
+            raise DataError("%s: tools/eval.py on the kept weights gives top-1 %.4f, the run's test figure is %.4f"
+                            % (out, got["top1"], test["last"]["top1"]))
     prov = {}
     if os.path.isfile(provenance_path(run_dir)):
         with open(provenance_path(run_dir)) as f:
             prov = json.load(f)
-    tmp = out + ".part"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
     with open(os.path.join(tmp, "config.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     shutil.copyfile(os.path.join(run_dir, "metrics.jsonl"), os.path.join(tmp, "metrics.jsonl"))
     with open(os.path.join(tmp, "test.json"), "w") as f:
         json.dump(test, f, indent=1)
     plot_kept(tmp, metrics, config, step)
+    diff = os.path.normpath(run_dir) + ".provenance.diff"
+    if os.path.isfile(diff):
+        shutil.copyfile(diff, os.path.join(tmp, "uncommitted.diff"))
     run = {
         "experiment": step["experiment"], "row": step["row"], "seed": step["seed"], "framework": step["framework"],
         "budget": row["budget"], "epochs": len(metrics),
         "train_time_s": round(sum(m.get("epoch_time_s") or 0 for m in metrics), 1),
-        "commit": prov.get("commit"), "dirty": prov.get("dirty"), "machine": prov.get("machine") or machine(),
+        "commit": prov.get("commit"), "dirty": prov.get("dirty"),
+        "uncommitted": "uncommitted.diff" if os.path.isfile(diff) else None,
+        "machine": prov.get("machine") or machine(),
         "started": prov.get("started"), "command": prov.get("command"), "note": prov.get("note"),
         "versions": _versions(step["framework"], test["last"]),
     }
@@ -351,6 +438,14 @@ def plot_kept(result_dir, metrics=None, config=None, step=None):
         model = "%s, PyTorch reference" % (args[args.index("--model") + 1] if "--model" in args else "resnet20")
     title = "%s, %s/%s seed %d" % (model, step["experiment"], step["row"], step["seed"])
     return plot_curves(metrics, os.path.join(result_dir, "curves.png"), title, _val_label(config, step["spec"]))
+
+
+def _data_file(config):
+    for section in ((config or {}).get("DataLoader") or {}).values():
+        path = ((section or {}).get("dataset") or {}).get("data_file")
+        if path:
+            return path
+    return None
 
 
 def _val_label(config, row):

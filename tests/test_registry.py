@@ -47,3 +47,24 @@ def test_bad_options_are_errors():
         ppresvar.create_model("resnet18", stem="vit")
     with pytest.raises(ValueError, match="depth"):
         ppresvar.models.resnet_rs(77)
+
+
+def test_create_model_loads_pretrained_weights(tmp_path):
+    """``pretrained=PATH`` (a kept model.safetensors) gives the saved weights;
+    the weights of another model are one clear error."""
+    import numpy as np
+
+    from ppresvar import safetensors
+    from ppresvar.errors import CheckpointError
+
+    trained = ppresvar.create_model("resnet18_dyrelu_a", widths=[8, 16, 16, 32])
+    path = str(tmp_path / "model.safetensors")
+    safetensors.save({k: v.numpy() for k, v in trained.state_dict().items()}, path)
+    loaded = ppresvar.create_model("resnet18_dyrelu_a", widths=[8, 16, 16, 32], pretrained=path)
+    for k, v in trained.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[k].numpy(), v.numpy(), err_msg=k)
+    fresh = ppresvar.create_model("resnet18_dyrelu_a", widths=[8, 16, 16, 32])
+    assert any(np.abs(fresh.state_dict()[k].numpy() - v.numpy()).max() > 0
+               for k, v in trained.state_dict().items() if k.endswith("weight"))
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        ppresvar.create_model("resnet18_dyrelu_a", widths=[16, 32, 64, 128], pretrained=path)

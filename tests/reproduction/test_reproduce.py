@@ -35,10 +35,11 @@ def write_manifest(path, rows):
 
 def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     manifest = write_manifest(tmp_path / "m.yaml", {"r20": {
-        "label": "ResNet-20", "config": "configs/resnet20.yaml", "overrides": TINY, "seeds": [0],
+        "label": "ResNet-20", "config": "configs/resnet20.yaml", "overrides": TINY, "seeds": [0, 1],
         "budget": "1 epoch", "paper": {"value": 91.25, "source": "a paper"}}})
     results, runs = str(tmp_path / "results"), str(tmp_path / "runs")
-    args = ["tiny", "--manifest", manifest, "--results", results, "--runs-dir", runs, "--data", archive]
+    # (--allow-dirty: a developer's checkout may hold changes; a clean one keeps no diff)
+    args = ["tiny", "--manifest", manifest, "--results", results, "--runs-dir", runs, "--data", archive, "--allow-dirty"]
     r = run_tool("reproduction/reproduce", args)
     assert r.returncode == 0, r.stderr[-2000:]
     kept = os.path.join(results, "tiny", "r20", "seed0")
@@ -46,9 +47,15 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     expected = ["config.yaml", "metrics.jsonl", "run.json", "test.json"]
     if _has_matplotlib():
         expected.append("curves.png")
-    assert sorted(os.listdir(kept)) == sorted(expected)
+    if json.load(open(os.path.join(kept, "run.json")))["dirty"]:
+        expected.append("uncommitted.diff")
+    # the first run of a row keeps its last weights; the others do not
+    assert sorted(os.listdir(kept)) == sorted(expected + ["model.safetensors"])
+    assert sorted(os.listdir(os.path.join(results, "tiny", "r20", "seed1"))) == sorted(expected)
     test = json.load(open(os.path.join(kept, "test.json")))
     assert test["last"]["split"] == "test" and test["last"]["samples"] == 40 and "best" in test
+    # the ledger's command, run on the kept weights when they were kept, gave the run's figure
+    assert test["weights"]["top1"] == test["last"]["top1"] and test["weights"]["samples"] == 40
     run = json.load(open(os.path.join(kept, "run.json")))
     assert run["epochs"] == 1 and run["train_time_s"] > 0 and run["machine"]["cores"] >= 1
     assert "tools/train.py -c configs/resnet20.yaml" in run["command"] and "Global.seed=0" in run["command"]
@@ -57,9 +64,18 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     assert machine_paths_in(kept) == []
     assert yaml.safe_load(open(os.path.join(kept, "config.yaml")))["Global"]["output_dir"] == "<runs dir>/tiny"
     assert "data_file=<cifar archive>" in run["command"] and test["last"]["weights"].startswith("<runs dir>/")
-    # the ledger shows what was kept
+    # the ledger shows what was kept, and the command that recomputes the kept weights' figure
     md = ledger.build(reproduce.load_manifest(manifest), results)
-    assert "**%.2f** (n=1, no spread)" % (100 * test["last"]["top1"]) in md and "91.25 (a paper)" in md
+    assert "| 0: %.2f, 1: " % (100 * test["last"]["top1"]) in md and "91.25 (a paper)" in md
+    check = ("python tools/eval.py -c results/tiny/r20/seed0/config.yaml -o "
+             "Global.pretrained_model=results/tiny/r20/seed0/model.safetensors -o "
+             "'DataLoader.*.dataset.data_file=<cifar archive>'")
+    assert "- r20: `%s`" % check in md
+    # that command, run as a user would (the kept config names no archive: the user gives theirs)
+    argv = check.replace("results/", results + "/").replace("<cifar archive>", archive).replace("'", "").split()[2:]
+    got = run_tool("eval", argv)
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert json.loads(got.stdout.strip().splitlines()[-1])["top1"] == test["last"]["top1"]
     # a second call finds the row done and trains nothing
     r = run_tool("reproduction/reproduce", args + ["--dry-run"])
     assert r.returncode == 0 and r.stdout.split()[0] == "done"
@@ -79,7 +95,8 @@ def machine_paths_in(result_dir):
 
 def test_a_torch_row_needs_a_torch_python(archive, tmp_path):
     manifest = write_manifest(tmp_path / "m.yaml", {"t": {
-        "label": "PyTorch", "torch": ["--epochs", "1"], "seeds": [0], "budget": "1 epoch"}})
+        "label": "PyTorch", "torch": ["--epochs", "1"], "seeds": [0], "budget": "1 epoch",
+        "eval": {"config": "configs/parity_resnet20.yaml"}}})
     r = run_tool("reproduction/reproduce", ["tiny", "--manifest", manifest, "--results", str(tmp_path / "r"),
                                "--runs-dir", str(tmp_path / "runs"), "--data", archive])
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "--torch-python" in r.stderr
@@ -99,7 +116,8 @@ def fixture_manifest(tmp_path):
         yaml.safe_dump({
             "parity": {"title": "Parity", "seed": None, "metric": "test_top1", "about": "Two frameworks.", "rows": {
                 "a": {"label": "A", "config": "configs/resnet20.yaml", "seeds": [0, 1], "budget": "2 epochs"},
-                "b": {"label": "B", "torch": [], "seeds": [0, 1], "budget": "2 epochs"}}},
+                "b": {"label": "B", "torch": [], "seeds": [0, 1], "budget": "2 epochs",
+                      "eval": {"config": "configs/parity_resnet20.yaml"}}}},
             "err": {"title": "Errors", "seed": "001", "metric": "test_error", "about": "Error rates.", "rows": {
                 "r20": {"label": "R20", "config": "configs/resnet20.yaml", "seeds": [0], "budget": "64k",
                         "paper": {"value": 8.75, "source": "He"}},
@@ -184,3 +202,64 @@ def test_ledger_commands_name_no_path_of_the_machine():
     assert ledger.portable(kept) == kept  # written portable by reproduce.collect: left as it is
     text = open(os.path.join(ROOT, "docs", "reproductions.md"), encoding="utf-8").read()
     assert "/work/" not in text and "/home/" not in text
+
+
+def test_a_dirty_tree_is_refused_or_its_diff_kept(tmp_path, monkeypatch):
+    """A kept result says what code made it: a run does not start from a tree
+    with uncommitted changes unless asked, and then the diff is kept."""
+    monkeypatch.setattr(reproduce, "git_commit", lambda: ("c" * 40, True))
+    monkeypatch.setattr(reproduce, "uncommitted_diff", lambda: "--- a/x\n+++ b/x\n+changed\n")
+    step = {"argv": ["tools/train.py", "-c", "configs/resnet20.yaml"]}
+    run_dir = str(tmp_path / "exp" / "row-seed0")
+    with pytest.raises(ConfigError, match="uncommitted changes"):
+        reproduce.write_provenance(run_dir, step, "python")
+    assert not os.path.exists(reproduce.provenance_path(run_dir))
+    reproduce.write_provenance(run_dir, step, "python", allow_dirty=True)
+    assert json.load(open(reproduce.provenance_path(run_dir)))["dirty"] is True
+    assert open(run_dir + ".provenance.diff").read().endswith("+changed\n")
+
+
+def test_a_torch_row_needs_its_eval_config(tmp_path):
+    with pytest.raises(ConfigError, match="eval: {config"):
+        write_manifest(tmp_path / "m.yaml", {"t": {"label": "P", "torch": [], "seeds": [0], "budget": "1"}})
+        reproduce.load_manifest(str(tmp_path / "m.yaml"))
+
+
+def _orderings(values_a, values_b, metric="test_top1"):
+    rows = [{"name": n, "spec": {"label": n.upper(), "seed_figure": {"value": f, "source": "s"}},
+             "runs": [{"value": v} for v in vals]} for n, f, vals in (("a", 92.0, values_a), ("b", 91.0, values_b))]
+    return "\n".join(ledger.orderings_markdown({"seed": "000", "metric": metric}, rows))
+
+
+def test_orderings_reproduced_reversed_or_not_resolved():
+    assert "**reproduced**" in _orderings([80.0, 80.5, 80.2], [78.0, 78.4, 78.1])   # 2.07 apart > both ranges
+    assert "**reversed**" in _orderings([78.0, 78.4, 78.1], [80.0, 80.5, 80.2])
+    assert "not resolved at this budget" in _orderings([80.0, 81.5, 80.2], [79.5, 80.4, 79.9])  # within a range
+    assert "fewer than 2 seeds" in _orderings([80.0], [78.0, 78.2])
+    # for an error metric a higher published figure is the worse row
+    assert "**reproduced**" in _orderings([10.0, 10.2], [8.0, 8.1], metric="test_error")
+
+
+def test_the_gap_to_the_paper_is_split_into_data_and_port(tmp_path):
+    manifest, results = fixture_manifest(tmp_path), str(tmp_path / "results")
+    manifest["err"]["gap"] = {"ppresvar": "r20", "torch": "r20_torch", "parity": "parity"}
+    manifest["err"]["rows"]["r20_torch"] = {"label": "R20 torch", "torch": [], "seeds": [0], "budget": "64k",
+                                            "paper": {"value": 8.75, "source": "He"}, "eval": {"config": "x"}}
+    for seed, top1 in ((0, 0.85), (1, 0.86)):
+        fake_run(results, "parity", "a", seed, top1)
+        fake_run(results, "parity", "b", seed, top1 + 0.001)
+    fake_run(results, "err", "r20", 0, 0.8731)         # 12.69 % error
+    fake_run(results, "err", "r20_torch", 0, 0.8850)   # 11.50 %
+    md = ledger.experiment_markdown(manifest, results, "err")
+    assert "is +3.94 points from it = +2.75 points that both frameworks show" in md
+    assert "+1.19 points between them (ppresvar - PyTorch: the port)" in md
+    assert "larger than the parity table's larger seed-to-seed range (1.00 points)" in md
+
+
+def test_estimates_scale_a_measured_time(tmp_path):
+    manifest, results = fixture_manifest(tmp_path), str(tmp_path / "results")
+    manifest["err"]["rows"]["r56"]["estimate"] = {"from": "err/r20", "times": 2.89, "why": "55 layers against 19"}
+    assert "until err/r20 has run" in ledger.estimate_text(manifest["err"]["rows"]["r56"], manifest, results)
+    fake_run(results, "err", "r20", 0, 0.87)           # 600 s of training
+    text = ledger.estimate_text(manifest["err"]["rows"]["r56"], manifest, results)
+    assert text == "about 29 min (err/r20's measured 10 min x 2.89, 55 layers against 19)"
