@@ -577,11 +577,15 @@ def train_run(a):
         options.update(reduction=a.reduction, gate=a.dyrelu_gate)
     model = MODELS[a.model](num_classes=int(labels.max()) + 1, **options)
     init_like_ppresvar(model)
-    if a.dyrelu_init == "relu":  # every DyReLU starts as a ReLU (ppresvar's dyrelu_init='relu')
-        for m in model.modules():
-            if isinstance(m, DyReLU):
-                nn.init.zeros_(m.fc2.weight)
-                nn.init.zeros_(m.fc2.bias)
+    for m in model.modules():
+        if not isinstance(m, DyReLU):
+            continue
+        if a.dyrelu_init == "relu":  # every DyReLU starts as a ReLU (ppresvar's dyrelu_init='relu')
+            nn.init.zeros_(m.fc2.weight)
+            nn.init.zeros_(m.fc2.bias)
+        elif a.dyrelu_init == "torch":  # PyTorch's own nn.Linear init, as a PyTorch DyReLU built plainly has
+            m.fc1.reset_parameters()
+            m.fc2.reset_parameters()
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
     if a.iterations:
@@ -748,8 +752,10 @@ def main():
     t.add_argument("--drop-last", action="store_true", help="drop the last partial training batch")
     t.add_argument("--label-smoothing", type=float, default=0.0)
     t.add_argument("--reduction", type=int, default=8, help="DyReLU's reduction")
-    t.add_argument("--dyrelu-init", default="random", choices=("random", "relu"),
-                   help="random: paddle's Linear init (Xavier uniform, zero bias), as ppresvar; relu: fc2 zero")
+    t.add_argument("--dyrelu-init", default="random", choices=("random", "relu", "torch"),
+                   help="the coefficient layers: random: paddle's Linear init (Xavier uniform, zero bias), as "
+                        "ppresvar's 'random'; relu: fc2 zero (a fresh DyReLU is a ReLU); torch: PyTorch's own "
+                        "nn.Linear init (uniform +-1/sqrt(fan_in), biases too)")
     t.add_argument("--dyrelu-gate", default="sigmoid", choices=("sigmoid", "hard"))
     t.add_argument("--to-ppresvar", action="store_true",
                    help="write OUT/model.safetensors (ppresvar's names) from a finished run's OUT/last.pt")
