@@ -112,13 +112,19 @@ def result_dir_of(results_dir, experiment, row, seed):
     return os.path.join(results_dir, experiment, row, "seed%d" % seed)
 
 
+# what the runner itself writes: kept results and the ledger are not code a run depends on
+_OUTPUTS = [":(exclude)results", ":(exclude)docs/reproductions.md"]
+
+
 def git_commit():
-    """``(commit, dirty)`` of the work tree, or ``(None, None)`` outside git."""
+    """``(commit, dirty)`` of the work tree, or ``(None, None)`` outside git;
+    dirty: tracked files changed, but for the runner's own outputs (results/,
+    the ledger)."""
     try:
         commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=ROOT, stderr=subprocess.DEVNULL,
                                          text=True).strip()
-        status = subprocess.check_output(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                         stderr=subprocess.DEVNULL, text=True)
+        status = subprocess.check_output(["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+                                         + _OUTPUTS, cwd=ROOT, stderr=subprocess.DEVNULL, text=True)
         return commit, bool(status.strip())
     except (OSError, subprocess.CalledProcessError):
         return None, None
@@ -221,8 +227,8 @@ def uncommitted_diff():
     """``git diff HEAD`` of the work tree (tracked files): what a run started
     from a dirty tree ran besides its commit."""
     try:
-        return subprocess.check_output(["git", "diff", "HEAD", "--binary"], cwd=ROOT, stderr=subprocess.DEVNULL,
-                                       text=True)
+        return subprocess.check_output(["git", "diff", "HEAD", "--binary", "--", "."] + _OUTPUTS, cwd=ROOT,
+                                       stderr=subprocess.DEVNULL, text=True)
     except (OSError, subprocess.CalledProcessError):
         return ""
 
