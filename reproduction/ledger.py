@@ -170,7 +170,7 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
     ``link_base``: the folder links are made relative to (default docs/)."""
     exp = manifest[experiment]
     link_base = link_base or os.path.join(results_dir, os.pardir, "docs")
-    metric = "test error %" if exp["metric"] == "test_error" else "test top-1 %"
+    metric = "test-split error %" if exp["metric"] == "test_error" else "test-split top-1 %"
     rows = collect_rows(manifest, results_dir, experiment)
     out = ["%s %s" % (heading, exp["title"]), "", " ".join(exp["about"].split()), ""]
     out.append("| row | budget | paper, %s | seed, %s | measured here, %s | per seed | training time per seed |"
