@@ -106,8 +106,10 @@ def _config_path(config):
 
 
 def _read_config(config):
-    with open(_config_path(config), encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+    """The config file as written, its ``_base_`` files merged in (not validated)."""
+    from ppresvar.engine.config import read_yaml
+
+    return read_yaml(_config_path(config))
 
 
 def data_overrides(config, archive):

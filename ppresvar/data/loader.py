@@ -240,10 +240,10 @@ def _reader_error(exc):
     text = str(exc)
     worker = "DataLoader worker" in text
     if isinstance(exc, UserError):
-        lines = [l for l in text.splitlines() if l.strip()]
-        last = lines[-1] if lines else text
+        # paddle re-raises a worker's error with the worker's traceback in the
+        # message: keep what follows its last "module.Type: "
         prefix = "%s.%s: " % (type(exc).__module__, type(exc).__name__)
-        message = last[len(prefix):] if last.startswith(prefix) else last
+        message = text[text.rindex(prefix) + len(prefix):] if prefix in text else text
         return type(exc)(message + (" (in a DataLoader worker)" if worker else ""))
     if worker:
         return RuntimeError("a DataLoader worker failed:\n%s" % text)
