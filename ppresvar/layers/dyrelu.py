@@ -15,15 +15,17 @@ lambda_b=0.5, alpha=(1, 0), beta=(0, 0). The forward broadcasts
 coefficients against NCHW input (no transposes, and for C no
 (B, C, 2K, H, W) tensor) and keeps no state on ``self``.
 
-Two choices the paper leaves open, as options (the defaults are the seed's):
+Two choices the paper leaves open, as options:
 
-* ``init``: ``'random'`` leaves the coefficient layers as the framework
-  builds them (paddle: Xavier-uniform weights, zero biases), so a fresh layer
-  applies random residuals to each image, as the seed's layer did;
-  ``'relu'`` zeroes the last coefficient layer (``fc2``), so every residual
-  is 0 and a fresh layer is exactly ``max(alpha x + beta)`` = ReLU; the
-  coefficients then grow from the data (mmdetection's DyReLU starts near
-  there, from N(0, 0.01)).
+* ``init``: ``'relu'`` (the default) zeroes the last coefficient layer
+  (``fc2``), so every residual is 0 and a fresh layer is exactly
+  ``max_k(alpha_k x + beta_k)`` = ReLU; the coefficients then grow from the
+  data (mmdetection's DyReLU starts near there, from N(0, 0.01)).
+  ``'random'`` leaves the coefficient layers as paddle builds them
+  (Xavier-uniform weights, zero biases), as the seed's code did: a fresh
+  layer then applies random coefficients to each image, and DyReLU-A so
+  initialised learns far more slowly, in PyTorch as in paddle
+  (docs/reproductions.md, "DyReLU-A's slow start").
 * ``gate``: the squashing of the residuals, ``d = 2 gate(z) - 1``:
   ``'sigmoid'`` (the paper's text) or ``'hard'``, the hard sigmoid
   ``relu6(z + 3) / 6`` of the DyReLU authors' code.
@@ -39,7 +41,7 @@ GATES = ("sigmoid", "hard")
 
 class DyReLU(nn.Layer):
     def __init__(self, channels, mode="B", k=2, reduction=8, lambda_a=1.0, lambda_b=0.5,
-                 init_a=None, init_b=None, tau=10.0, init="random", gate="sigmoid"):
+                 init_a=None, init_b=None, tau=10.0, init="relu", gate="sigmoid"):
         super().__init__()
         mode = str(mode).upper()
         if mode not in MODES:

@@ -364,9 +364,9 @@ def resnet50_nam(num_classes=10, nam_spatial=False, nam_weight_grad=True, **kw):
 DYRELU_PAPER = "Chen et al. 2020, Dynamic ReLU (seed 004)"
 
 
-def _dyrelu_resnet18(mode, num_classes, reduction=8, k=2, dyrelu_init="random", dyrelu_gate="sigmoid", **kw):
-    """``reduction``, ``k``, ``dyrelu_init`` (``'random'`` or ``'relu'``:
-    every DyReLU starts as a ReLU) and ``dyrelu_gate`` (``'sigmoid'`` or
+def _dyrelu_resnet18(mode, num_classes, reduction=8, k=2, dyrelu_init="relu", dyrelu_gate="sigmoid", **kw):
+    """``reduction``, ``k``, ``dyrelu_init`` (``'relu'``: every DyReLU starts
+    as a ReLU; ``'random'``: the seed's) and ``dyrelu_gate`` (``'sigmoid'`` or
     ``'hard'``): see ``ppresvar.layers.DyReLU``."""
     act = functools.partial(DyReLU, mode=mode, reduction=reduction, k=k, init=dyrelu_init, gate=dyrelu_gate)
     return _resnet(18, num_classes, act_layer=act, **kw)

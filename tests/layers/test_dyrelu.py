@@ -179,17 +179,18 @@ def test_zero_fc2_is_exactly_relu(mode):
 
 
 @pytest.mark.parametrize("mode", ["A", "B", "C"])
-def test_relu_init_is_exactly_relu_until_trained(mode):
-    """init='relu': a fresh layer is max(x, 0) for any input, with no weight
-    set by hand; the default init is not (random residuals per image), which
-    is the slow start of DyReLU-A studied in docs/reproductions.md."""
+def test_a_fresh_dyrelu_is_exactly_relu_until_trained(mode):
+    """The default (init='relu'): a fresh layer is max(x, 0) for any input,
+    with no weight set by hand. The seed's init ('random', paddle's default,
+    the default before) is not: random residuals per image, the slow start of
+    DyReLU-A in docs/reproductions.md."""
     paddle.seed(3)
     x = rand_x(3, 16, 4, 5) * 3.0
-    near = DyReLU(16, mode=mode, init="relu")
+    near = DyReLU(16, mode=mode)
     np.testing.assert_array_equal(run(near, x), np.maximum(x, 0.0))
     np.testing.assert_array_equal(near.fc2.weight.numpy(), 0.0)
-    default = DyReLU(16, mode=mode)
-    assert np.abs(run(default, x) - np.maximum(x, 0.0)).max() > 1e-3
+    seed_like = DyReLU(16, mode=mode, init="random")
+    assert np.abs(run(seed_like, x) - np.maximum(x, 0.0)).max() > 1e-3
     # still the same function class: trained weights give the paper's formula
     randomize(near)
     np.testing.assert_allclose(run(near, x), np_dyrelu(x, np_params(near), mode), rtol=1e-5, atol=1e-5)
@@ -221,7 +222,7 @@ def test_resnet18_with_relu_init_dyrelu_is_resnet18():
     x = paddle.to_tensor(rand_x(2, 3, 16, 16))
     want = ref(x).numpy()
     for name in ("resnet18_dyrelu_a", "resnet18_dyrelu_b", "resnet18_dyrelu_c"):
-        m = create_model(name, widths=[8, 16, 16, 32], reduction=4, dyrelu_init="relu")
+        m = create_model(name, widths=[8, 16, 16, 32], reduction=4)   # the default start: ReLU
         m.set_state_dict(ref.state_dict())
         m.eval()
         np.testing.assert_allclose(m(x).numpy(), want, rtol=1e-5, atol=1e-5)
