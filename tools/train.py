@@ -12,6 +12,7 @@ Data parallel: python -m paddle.distributed.launch --nproc_per_node=N tools/trai
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,8 +108,8 @@ def train_seeds(args, argv):
             with open(summary_file) as f:
                 results.append(dict(json.load(f), seed=seed))
     values = [r["best_metric"] for r in results]
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+    mean = statistics.mean(values)
+    std = statistics.stdev(values) if len(values) > 1 else float("nan")
     scale = 1.0 if metric == "val_loss" else 100.0
     print("%d seeds: best %s mean %.4g, sample std %.2g (%s)" % (
         len(values), metric, scale * mean, scale * std,
