@@ -2,7 +2,7 @@
 # The quick-start demo on a fresh machine: sets up .venv (once; the same one as
 # scripts/test.sh), trains ResNet-20 on scikit-learn's handwritten digits (real
 # data that ships inside the scikit-learn wheel, so no download) and evaluates
-# the best checkpoint on the test split. About 2 minutes of training on 2 CPU cores.
+# the best checkpoint on the test split (README.md says how long it takes).
 #   bash scripts/demo.sh [-o Global.epochs=3 ...]   (extra arguments go to tools/train.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
