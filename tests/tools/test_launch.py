@@ -175,3 +175,53 @@ def test_resume_of_two_processes_and_on_another_number_of_processes(archive, tmp
     line = _one_error_line(bad)
     assert "global batch of 16 (2 processes)" in line and "global batch of 32 (1 process)" in line, line
     assert open(os.path.join(out, "full", "metrics.jsonl")).read() == before
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(args, log_dir, *launch_args):
+    """tools/train.py under paddle.distributed.launch, as docs/training.md gives it."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--log_dir", log_dir] + list(launch_args) + [
+        os.path.join(ROOT, "tools", "train.py")] + args
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("PPRESVAR_TEST_FAULT", None)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+
+
+@pytest.mark.slow
+def test_two_nodes_over_loopback_train_like_one_node_with_two_processes(archive, tmp_path):
+    """Multi-node data parallel through paddle's launcher (--nnodes, --master):
+    two launchers on this machine, one process each, rendezvous on the
+    loopback address, give the metrics of one launcher with two processes;
+    the run resumes on one node with one process under the rule for process
+    counts (the same global batch, with a note)."""
+    out = str(tmp_path / "out")
+
+    def args(name):  # under a launcher the batch is per process: 2 x 8
+        return cifar_args(archive, out, name, epochs=2, batch=8)
+
+    one = _launch(args("one_node"), str(tmp_path / "log1"), "--nproc_per_node", "2")
+    text = one.communicate(timeout=300)[0]
+    assert one.returncode == 0, text[-3000:]
+    master = "127.0.0.1:%d" % _free_port()
+    nodes = [_launch(args("two_nodes"), str(tmp_path / ("node%d" % r)), "--master", master, "--nnodes", "2",
+                     "--rank", str(r), "--nproc_per_node", "1") for r in (0, 1)]
+    texts = [n.communicate(timeout=300)[0] for n in nodes]
+    assert [n.returncode for n in nodes] == [0, 0], texts[0][-2000:] + texts[1][-2000:]
+    assert _strip(os.path.join(out, "two_nodes")) == _strip(os.path.join(out, "one_node"))
+    # resume on one node, one process: the global batch (16) kept
+    resumed = run_tool("train", ["--resume", os.path.join(out, "two_nodes"), "-o", "Global.epochs=3",
+                                 "-o", "Global.cpu_processes=1", "-o", "DataLoader.Train.batch_size=16"], timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed on 1 process, the run trained on 2: the same global batch (16)" in resumed.stdout
+    assert [r["epoch"] for r in read_metrics(os.path.join(out, "two_nodes", "metrics.jsonl"))] == [1, 2, 3]
