@@ -670,7 +670,7 @@ def ppresvar_state(model, name):
     for key, value in model.state_dict().items():
         if key.endswith("num_batches_tracked"):
             continue
-        a = value.detach().cpu().numpy()
+        a = value.detach().cpu().numpy().copy()  # a copy: training goes on in place
         if key in linear:
             a = a.T
         parts = key.split(".")
@@ -698,6 +698,39 @@ def to_ppresvar(a):
     save_file(ppresvar_state(model, a.model), path, metadata={"format": "paddle-state-dict",
                                                               "source": "reference/torch_reference.py %s" % a.model})
     return path
+
+
+def step_check(a):
+    """``--step-check FILE``: ``--steps`` SGD steps of ``--model`` on fixed
+    random batches, written to FILE (npz): the initial weights under
+    ppresvar's names (``w/...``), the batches, each step's loss and the final
+    weights (``f/...``), for ``reference/step_parity.py`` to repeat in
+    ppresvar, and the final weights of the same steps in float64 (``d/...``),
+    the float32 rounding floor. One process, batch norm over the whole batch."""
+    rng = np.random.RandomState(a.seed)
+    xs = rng.randn(a.steps, a.batch, 3, 32, 32).astype(np.float32)
+    ys = rng.randint(0, 10, size=(a.steps, a.batch)).astype(np.int64)
+    out = {}
+    for dtype, key in ((torch.float64, "d/"), (torch.float32, "f/")):  # float64: the rounding floor
+        torch.manual_seed(a.seed)
+        model = MODELS[a.model](num_classes=10)
+        init_like_ppresvar(model)
+        model = model.to(dtype)
+        if dtype == torch.float32:
+            out.update({"w/" + k: v for k, v in ppresvar_state(model, a.model).items()})
+        opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
+        model.train()
+        losses = []
+        for x, y in zip(xs, ys):
+            loss = F.cross_entropy(model(torch.from_numpy(x).to(dtype)), torch.from_numpy(y))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        out.update({key + k: v for k, v in ppresvar_state(model, a.model).items()})
+    np.savez(a.step_check, x=xs, y=ys, loss=np.array(losses), lr=a.lr, momentum=a.momentum,
+             weight_decay=a.weight_decay, **out)
+    return losses
 
 
 def set_threads(n):
@@ -757,6 +790,8 @@ def main():
                         "ppresvar's 'random'; relu: fc2 zero (a fresh DyReLU is a ReLU); torch: PyTorch's own "
                         "nn.Linear init (uniform +-1/sqrt(fan_in), biases too)")
     t.add_argument("--dyrelu-gate", default="sigmoid", choices=("sigmoid", "hard"))
+    t.add_argument("--step-check", metavar="FILE", default=None,
+                   help="--steps SGD steps on fixed batches, written to FILE for reference/step_parity.py")
     t.add_argument("--to-ppresvar", action="store_true",
                    help="write OUT/model.safetensors (ppresvar's names) from a finished run's OUT/last.pt")
     t.add_argument("--num-classes", type=int, default=10, help="with --to-ppresvar")
@@ -765,6 +800,9 @@ def main():
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "threads_asked": threads,
            "interop_threads": torch.get_num_interop_threads(),
            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    if a.step_check:
+        print("losses", " ".join("%.6f" % v for v in step_check(a)))
+        return
     if a.to_ppresvar:
         if not a.out:
             p.error("--to-ppresvar needs --out DIR (a finished --train run)")

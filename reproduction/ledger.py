@@ -187,6 +187,9 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
     verdict = _parity_verdict(rows) if experiment == "parity" else None
     if verdict:
         out += [verdict, ""]
+    steps = os.path.join(results_dir, experiment, "step_parity.json")
+    if os.path.isfile(steps):
+        out += [step_parity_markdown(_read_json(steps)), ""]
     if exp.get("gap"):
         out += gap_markdown(exp, rows, manifest, results_dir) + [""]
     out += orderings_markdown(exp, rows)
@@ -307,6 +310,24 @@ def gap_markdown(exp, rows, manifest, results_dir):
                      "" if len(port_row["runs"]) > 1 and len(torch_row["runs"]) > 1 else
                      "; one seed per framework here, so this compares single runs"))
     return [words]
+
+
+def step_parity_markdown(rep):
+    """The step-by-step check (reference/step_parity.py) as a sentence and a table."""
+    lines = ["Step by step: the same ResNet-20 weights trained on the same random batches with "
+             "configs/resnet20.yaml's step (momentum 0.9, weight decay 1e-4 on every parameter, batch 128 in one "
+             "process, %s kernels), in ppresvar and in PyTorch float32 and float64. Each cell is the largest "
+             "difference of the final weights as a share of what the steps changed that tensor by; when "
+             "ppresvar's distance from float64 PyTorch is that of float32 PyTorch, what separates the frameworks "
+             "is float32 rounding, which this recipe amplifies step after step "
+             "(`%s`; paddle %s, %s):" % (rep["kernels"], rep["command"], rep.get("paddle", "?"),
+                                          (rep.get("machine") or {}).get("cpu", "?")), "",
+             "| steps | largest loss difference | ppresvar vs PyTorch float64 | PyTorch float32 vs float64 "
+             "(rounding alone) | ppresvar vs PyTorch float32 |", "|---|---|---|---|---|"]
+    for c in rep["checks"]:
+        lines.append("| %d | %.1e | %.1e | %.1e | %.1e |" % (c["steps"], c["loss_diff"], c["ppresvar_vs_torch64"],
+                                                             c["torch32_vs_torch64"], c["ppresvar_vs_torch32"]))
+    return "\n".join(lines)
 
 
 def _parity_verdict(rows):

@@ -180,14 +180,24 @@ def test_unknown_experiment_and_row():
 def test_committed_ledger_is_up_to_date_and_results_hold_no_checkpoints():
     assert ledger.check(), "docs/reproductions.md is out of date: run python reproduction/ledger.py"
     manifest = reproduce.load_manifest()
+    weights = 0
     for dirpath, _, files in os.walk(os.path.join(ROOT, "results")):
         for f in files:
-            assert f.endswith((".json", ".jsonl", ".yaml", ".png")), os.path.join(dirpath, f)
+            assert f.endswith((".json", ".jsonl", ".yaml", ".png")) or f in ("model.safetensors", "uncommitted.diff"), \
+                os.path.join(dirpath, f)
         if "run.json" in files:
-            assert sorted(files) == ["config.yaml", "curves.png", "metrics.jsonl", "run.json", "test.json"]
+            required = ["config.yaml", "curves.png", "metrics.jsonl", "run.json", "test.json"]
+            assert sorted(set(files) - {"model.safetensors", "uncommitted.diff"}) == required, dirpath
             rel = os.path.relpath(dirpath, os.path.join(ROOT, "results")).split(os.sep)
             assert rel[0] in manifest and rel[1] in manifest[rel[0]]["rows"]
             assert machine_paths_in(dirpath) == []
+            if "model.safetensors" in files:  # weights only, loadable without pickle
+                from ppresvar import safetensors
+
+                tensors, meta = safetensors.load(os.path.join(dirpath, "model.safetensors"))
+                assert meta.get("format") == "paddle-state-dict" and tensors
+                weights += os.path.getsize(os.path.join(dirpath, "model.safetensors"))
+    assert weights < 35 * 2 ** 20, "the kept weights take %.1f MB: keep results/ small" % (weights / 2 ** 20)
 
 
 def test_ledger_commands_name_no_path_of_the_machine():
