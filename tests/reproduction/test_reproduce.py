@@ -197,7 +197,7 @@ def test_committed_ledger_is_up_to_date_and_results_hold_no_checkpoints():
                 tensors, meta = safetensors.load(os.path.join(dirpath, "model.safetensors"))
                 assert meta.get("format") == "paddle-state-dict" and tensors
                 weights += os.path.getsize(os.path.join(dirpath, "model.safetensors"))
-    assert weights < 35 * 2 ** 20, "the kept weights take %.1f MB: keep results/ small" % (weights / 2 ** 20)
+    assert weights < 45 * 2 ** 20, "the kept weights take %.1f MB: keep results/ small" % (weights / 2 ** 20)
 
 
 def test_ledger_commands_name_no_path_of_the_machine():
