@@ -192,6 +192,8 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
         out += [step_parity_markdown(_read_json(steps)), ""]
     if exp.get("gap"):
         out += gap_markdown(exp, rows, manifest, results_dir) + [""]
+    if exp.get("per_epoch"):
+        out += per_epoch_markdown(exp["per_epoch"], rows)
     out += orderings_markdown(exp, rows)
     done = [r for row in rows for r in row["runs"]]
     if done:
@@ -310,6 +312,28 @@ def gap_markdown(exp, rows, manifest, results_dir):
                      "" if len(port_row["runs"]) > 1 and len(torch_row["runs"]) > 1 else
                      "; one seed per framework here, so this compares single runs"))
     return [words]
+
+
+def per_epoch_markdown(key, rows):
+    """Epoch by epoch, ``key`` (e.g. ``train_top1``) of each row's first kept
+    run, in %: whether the rows learn alike, not only where they end."""
+    series = []
+    for row in rows:
+        if row["runs"]:
+            path = os.path.join(row["runs"][0]["dir"], "metrics.jsonl")
+            with open(path, encoding="utf-8") as f:
+                series.append((row, {r["epoch"]: r.get(key) for r in map(json.loads, filter(str.strip, f))}))
+    if not series:
+        return []
+    epochs = sorted(set(e for _, s in series for e in s))
+    what = {"train_top1": "training top-1 (on the augmented training images, as they were trained on)",
+            "val_top1": "validation top-1 (5,000 images held out of the training split)"}.get(key, key)
+    out = ["Epoch by epoch, %s, %% (seed %s):" % (what, ", ".join(str(r["runs"][0]["seed"]) for r, _ in series)), "",
+           "| epoch | " + " | ".join(r["spec"]["label"] for r, _ in series) + " |",
+           "|---|" + "---|" * len(series)]
+    for e in epochs:
+        out.append("| %d | %s |" % (e, " | ".join("-" if s.get(e) is None else "%.1f" % (100 * s[e]) for _, s in series)))
+    return out + [""]
 
 
 def step_parity_markdown(rep):

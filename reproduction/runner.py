@@ -35,7 +35,7 @@ __all__ = ["load_manifest", "ROOT", "MANIFEST", "run_dir_of", "result_dir_of", "
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(ROOT, "results", "experiments.yaml")
-EXPERIMENT_KEYS = {"title", "seed", "metric", "about", "rows", "claims", "gap"}
+EXPERIMENT_KEYS = {"title", "seed", "metric", "about", "rows", "claims", "gap", "per_epoch"}
 ROW_KEYS = {"label", "config", "overrides", "torch", "seeds", "budget", "paper", "seed_figure", "estimate",
             "same_as", "eval"}
 WEIGHTS = "model.safetensors"

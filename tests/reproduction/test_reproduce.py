@@ -273,3 +273,15 @@ def test_estimates_scale_a_measured_time(tmp_path):
     fake_run(results, "err", "r20", 0, 0.87)           # 600 s of training
     text = ledger.estimate_text(manifest["err"]["rows"]["r56"], manifest, results)
     assert text == "about 29 min (err/r20's measured 10 min x 2.89, 55 layers against 19)"
+
+
+def test_per_epoch_table_shows_each_rows_curve(tmp_path):
+    manifest, results = fixture_manifest(tmp_path), str(tmp_path / "results")
+    for row, values in (("a", [0.2, 0.4]), ("b", [0.3, 0.5])):
+        fake_run(results, "parity", row, 0, 0.9)
+        with open(os.path.join(reproduce.result_dir_of(results, "parity", row, 0), "metrics.jsonl"), "w") as f:
+            for e, v in enumerate(values, 1):
+                f.write(json.dumps({"epoch": e, "train_top1": v}) + "\n")
+    manifest["parity"]["per_epoch"] = "train_top1"
+    md = ledger.experiment_markdown(manifest, results, "parity")
+    assert "| epoch | A | B |" in md and "| 1 | 20.0 | 30.0 |" in md and "| 2 | 40.0 | 50.0 |" in md
