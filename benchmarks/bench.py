@@ -1033,7 +1033,8 @@ def to_markdown(res, command=None):
     # a part that was not measured (--parts) gets no table: no empty tables, no rows of "-"
     if any(r["infer"].get(k) for r in rows for k, _ in INFER_KEYS):
         lines += ["", "### Inference, images/s (threads in brackets)", ""]
-        head = ["model"] + [n for _, n in INFER_KEYS] + ["PyTorch eager", "torch.compile", "best ppresvar / torch.compile"]
+        head = (["model"] + [n for _, n in INFER_KEYS]
+                + ["PyTorch eager", "torch.compile", "best ppresvar / torch.compile"])
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             cells = [r["label"]] + [_with_threads(r["infer"].get(k), r["infer_threads"]) for k, _ in INFER_KEYS]

@@ -197,11 +197,7 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
     out += orderings_markdown(exp, rows)
     done = [r for row in rows for r in row["runs"]]
     if done:
-        out.append("Hardware: %s. Commits: %s." % (_hardware(done), ", ".join(sorted(set(
-            "`%s`%s" % ((r["run"].get("commit") or "?")[:7],
-                        (" (+ the uncommitted changes in its uncommitted.diff)" if r["run"].get("uncommitted") else
-                         " (+ uncommitted changes, not kept: the run predates keeping them)") if r["run"].get("dirty") else "")
-            for r in done)))))
+        out.append("Hardware: %s. Commits: %s." % (_hardware(done), ", ".join(sorted(set(map(_commit, done))))))
         out.append("")
     out.append("Command: `python reproduction/reproduce.py %s` (each row and seed; resumable). Per row:" % experiment)
     out.append("")
@@ -219,12 +215,23 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
         out += ["", "Recompute a row's test figure from its kept weights (a minute on a CPU, with the CIFAR-10 "
                 "archive; `<cifar archive>` is its path):", ""]
         for row, c in checks:
-            out.append("- %s: %s" % (row["name"], "`%s`" % c if c else "no weights kept (its runs predate keeping them)"))
+            out.append("- %s: %s" % (row["name"], "`%s`" % c if c else
+                                     "no weights kept (its runs predate keeping them)"))
     curves = [(row["name"], r["seed"], os.path.join(r["dir"], "curves.png")) for row in rows for r in row["runs"]]
     if curves:
         out += ["", "Curves: " + ", ".join("[%s seed %d](%s)" % (n, s, _rel(p, link_base)) for n, s, p in curves)]
     out.append("")
     return "\n".join(out)
+
+
+def _commit(run):
+    """A run's commit, and what it says of uncommitted changes."""
+    r = run["run"]
+    text = "`%s`" % (r.get("commit") or "?")[:7]
+    if r.get("dirty"):
+        text += (" (+ the uncommitted changes in its uncommitted.diff)" if r.get("uncommitted") else
+                 " (+ uncommitted changes, not kept: the run predates keeping them)")
+    return text
 
 
 def check_command(row, experiment, results_dir):
@@ -332,7 +339,8 @@ def per_epoch_markdown(key, rows):
            "| epoch | " + " | ".join(r["spec"]["label"] for r, _ in series) + " |",
            "|---|" + "---|" * len(series)]
     for e in epochs:
-        out.append("| %d | %s |" % (e, " | ".join("-" if s.get(e) is None else "%.1f" % (100 * s[e]) for _, s in series)))
+        cells = ["-" if s.get(e) is None else "%.1f" % (100 * s[e]) for _, s in series]
+        out.append("| %d | %s |" % (e, " | ".join(cells)))
     return out + [""]
 
 

@@ -291,7 +291,8 @@ def eval_argv(row, result_dir, data_file, config=None):
     else:
         argv = ["-c", config or rel + "/config.yaml"]
     return ([os.path.join("tools", "eval.py").replace(os.sep, "/")] + argv
-            + ["-o", "Global.pretrained_model=%s/%s" % (rel, WEIGHTS), "-o", "DataLoader.*.dataset.data_file=%s" % data_file])
+            + ["-o", "Global.pretrained_model=%s/%s" % (rel, WEIGHTS),
+               "-o", "DataLoader.*.dataset.data_file=%s" % data_file])
 
 
 def row_weights(results_dir, experiment, row):

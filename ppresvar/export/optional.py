@@ -6,7 +6,8 @@ from ..errors import UserError
 __all__ = ["MissingDependencyError", "ONNX_INSTALL", "import_paddle2onnx", "import_onnxruntime", "onnx_available",
            "tensorrt_available"]
 
-ONNX_INSTALL = "pip install paddle2onnx onnxruntime (or pip install ppresvar[onnx]); paddle2onnx 2.x needs paddlepaddle >= 3.0"
+ONNX_INSTALL = ("pip install paddle2onnx onnxruntime (or pip install ppresvar[onnx]); "
+                "paddle2onnx 2.x needs paddlepaddle >= 3.0")
 
 
 class MissingDependencyError(UserError):

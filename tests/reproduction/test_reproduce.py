@@ -39,7 +39,8 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
         "budget": "1 epoch", "paper": {"value": 91.25, "source": "a paper"}}})
     results, runs = str(tmp_path / "results"), str(tmp_path / "runs")
     # (--allow-dirty: a developer's checkout may hold changes; a clean one keeps no diff)
-    args = ["tiny", "--manifest", manifest, "--results", results, "--runs-dir", runs, "--data", archive, "--allow-dirty"]
+    args = ["tiny", "--manifest", manifest, "--results", results, "--runs-dir", runs, "--data", archive,
+            "--allow-dirty"]
     r = run_tool("reproduction/reproduce", args)
     assert r.returncode == 0, r.stderr[-2000:]
     kept = os.path.join(results, "tiny", "r20", "seed0")
@@ -208,7 +209,8 @@ def test_ledger_commands_name_no_path_of_the_machine():
     torch = "python scripts/torch_reference.py --train --seed 0 --data /d/c.tar.gz --out /r/torch-seed0"
     assert ledger.portable(torch) == ("python reference/torch_reference.py --train --seed 0 --data <cifar archive> "
                                       "--out <run dir>")
-    kept = "python tools/train.py -o Global.output_dir=<runs dir>/parity -o X.data_file=<cifar archive> --out <runs dir>/p"
+    kept = ("python tools/train.py -o Global.output_dir=<runs dir>/parity -o X.data_file=<cifar archive> "
+            "--out <runs dir>/p")
     assert ledger.portable(kept) == kept  # written portable by reproduce.collect: left as it is
     text = open(os.path.join(ROOT, "docs", "reproductions.md"), encoding="utf-8").read()
     assert "/work/" not in text and "/home/" not in text
