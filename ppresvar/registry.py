@@ -44,8 +44,8 @@ def list_models(pattern="*"):
 
 def model_factory(name):
     """The registered factory function of ``name`` (to inspect its options)."""
-    if name not in _MODELS:
-        raise UnknownModelError("unknown model %r" % name)
+    if not isinstance(name, str) or name not in _MODELS:
+        raise UnknownModelError("unknown model %r" % (name,))
     return _MODELS[name]
 
 
@@ -65,8 +65,8 @@ def create_model(name, num_classes=None, pretrained=None, **options):
     is a CheckpointError naming what does not fit). An unknown name raises
     :class:`UnknownModelError` naming the closest registered names.
     """
-    if name not in _MODELS:
-        close = suggest(name, _MODELS)
+    if not isinstance(name, str) or name not in _MODELS:
+        close = suggest(str(name), _MODELS)
         hint = ("did you mean %s?" % ", ".join(close)) if close else (
             "see ppresvar.list_models() for the %d registered names" % len(_MODELS))
         raise UnknownModelError("unknown model %r: %s" % (name, hint))

@@ -33,6 +33,12 @@ def test_unknown_name_far_from_everything_points_to_list_models():
         ppresvar.create_model("vgg16_bn_imagenet")
 
 
+@pytest.mark.parametrize("name", [["resnet20"], None, 20])
+def test_a_name_that_is_not_a_string_is_an_unknown_model(name):
+    with pytest.raises(UnknownModelError, match="unknown model"):
+        ppresvar.create_model(name)
+
+
 def test_num_classes_default_is_the_factorys():
     assert ppresvar.create_model("resnet20").fc.weight.shape == [64, 10]
     assert ppresvar.create_model("resnet20", num_classes=100).fc.weight.shape == [64, 100]

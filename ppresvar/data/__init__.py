@@ -18,7 +18,7 @@ def check_dataset(opts, where):
     if not isinstance(opts, dict) or "name" not in opts:
         raise ConfigError("%s must be a mapping with a name (one of %s)" % (where, ", ".join(DATASETS)))
     name = opts["name"]
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         close = suggest(str(name), DATASETS, n=1)
         raise ConfigError("unknown data set %s.name=%r: %s" % (
             where, name, "did you mean %s?" % close[0] if close else "choose from %s" % ", ".join(DATASETS)))

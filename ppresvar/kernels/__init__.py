@@ -42,7 +42,8 @@ import zipfile
 import paddle
 import paddle.nn.functional as F
 
-__all__ = ["KernelsUnavailable", "load", "available", "use", "active", "conv2d", "shortcut_a", "resolve", "MODES",
+__all__ = ["KernelsUnavailable", "load", "available", "use", "active", "conv2d", "shortcut_a", "batch_norm", "dyrelu",
+           "resolve", "MODES",
            "ONEDNN_HEADERS", "ONEDNN_HEADERS_SHA256", "unpack_headers", "headers_cache"]
 
 MODES = ("auto", "onednn", "paddle")
@@ -50,7 +51,7 @@ ONEDNN_HEADERS = "onednn-devel-cpu-iomp==2023.2.0"  # headers of oneDNN 3.2 (C A
 # the wheel's SHA-256, as the package index serves it (a wheel with another hash is not used)
 ONEDNN_HEADERS_SHA256 = "67d879f7829b74677e52673e30b34d1a066e7c011e42d0a15515e472fa74caab"
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_SOURCES = [os.path.join(_HERE, name) for name in ("onednn_conv.cc", "cpu_ops.cc")]
+_SOURCES = [os.path.join(_HERE, name) for name in ("onednn_conv.cc", "cpu_ops.cc", "cpu_norm.cc")]
 
 
 class KernelsUnavailable(RuntimeError):
@@ -366,3 +367,44 @@ def shortcut_a(x, stride, pad):
     if not _applies(x):
         return None
     return _STATE["module"].ppresvar_shortcut_a(_contiguous(x), int(stride), int(pad))
+
+
+def _bn_applies(x, bn):
+    return (_applies(x) and bn.training and not getattr(bn, "_use_global_stats", False)
+            and getattr(bn, "_data_format", "NCHW") in ("NCHW", "NCL", "NC") and bn.weight is not None
+            and bn.bias is not None and x.shape[1] == bn.weight.shape[0])
+
+
+def batch_norm(x, bn, relu=False, residual=None):
+    """``act(bn(x) + residual)`` for a training-mode ``nn.BatchNorm2D``
+    ``bn`` (``act``: ReLU if ``relu``, else none; ``residual`` optional), in
+    one multi-threaded kernel each way inside :func:`use`, with ``bn``'s
+    running statistics updated as paddle does (``m * running + (1 - m) *
+    batch``, the biased batch variance); else ``None`` (the caller runs
+    paddle's ops)."""
+    if not _bn_applies(x, bn) or (residual is not None and list(residual.shape) != list(x.shape)):
+        return None
+    ops = _STATE["module"]
+    x = _contiguous(x)
+    if residual is None:
+        y, mean, var = ops.ppresvar_bn_act(x, bn.weight, bn.bias, float(bn._epsilon), bool(relu))
+    else:
+        y, mean, var = ops.ppresvar_bn_add_act(x, bn.weight, bn.bias, _contiguous(residual), float(bn._epsilon),
+                                               bool(relu))
+    m = float(bn._momentum)
+    with paddle.no_grad():
+        paddle.assign(bn._mean * m + mean * (1.0 - m), bn._mean)
+        paddle.assign(bn._variance * m + var * (1.0 - m), bn._variance)
+    return y
+
+
+def dyrelu(x, r, init, pi=None):
+    """Dynamic ReLU's apply ``max_k (a_k x + b_k)`` (``a_k = init_k + pi
+    r_k``, ``b_k = init_{K+k} + pi r_{K+k}``; ``r`` (N, 1 or C, 2K), ``pi``
+    (N, 1, H, W) or None for 1) in one multi-threaded kernel each way inside
+    :func:`use`; else ``None``."""
+    if not _applies(x) or len(r.shape) != 3:
+        return None
+    if pi is None:
+        pi = paddle.ones([x.shape[0], 1, 1, 1], dtype=x.dtype)
+    return _STATE["module"].ppresvar_dyrelu(_contiguous(x), _contiguous(r), init, _contiguous(pi))

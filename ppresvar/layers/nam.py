@@ -17,6 +17,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .norm import BatchNorm2D
+
 
 def _scale_weights(gamma, grad=True):
     g = paddle.abs(gamma if grad else gamma.detach())
@@ -26,7 +28,7 @@ def _scale_weights(gamma, grad=True):
 class NAMChannel(nn.Layer):
     def __init__(self, channels, weight_grad=True):
         super().__init__()
-        self.bn = nn.BatchNorm2D(channels)
+        self.bn = BatchNorm2D(channels)
         self.weight_grad = weight_grad
 
     def forward(self, x):

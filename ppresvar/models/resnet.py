@@ -27,6 +27,7 @@ import paddle.nn as nn
 
 from .. import kernels
 from ..layers.conv import Conv2D
+from ..layers.norm import BatchNorm2D, Sequential, norm_act
 from ..layers.stochastic_depth import DropPath
 from ..layers.weight_init import kaiming_init
 from ..layers.dyrelu import DyReLU
@@ -49,7 +50,7 @@ def _conv(cin, cout, k, stride=1, groups=1):
 
 
 def _bn(channels, momentum):
-    return nn.BatchNorm2D(channels, momentum=momentum)
+    return BatchNorm2D(channels, momentum=momentum)
 
 
 class ZeroPadShortcut(nn.Layer):
@@ -100,12 +101,18 @@ class _Block(nn.Layer):
         self.shortcut = shortcut
         self.act_out = act_layer(out)
 
-    def _finish(self, y, x):
+    def _finish(self, bn, z, x):
+        """``act_out(drop_path(attn(bn(z))) + shortcut(x))``; without
+        attention and drop path, the batch norm, the addition and a ReLU are
+        one kernel in CPU training (:func:`norm_act`)."""
+        identity = x if self.shortcut is None else self.shortcut(x)
+        if self.attn is None and self.drop_path is None:
+            return norm_act(bn, self.act_out, z, identity)
+        y = bn(z)
         if self.attn is not None:
             y = self.attn(y)
         if self.drop_path is not None:
             y = self.drop_path(y)
-        identity = x if self.shortcut is None else self.shortcut(x)
         return self.act_out(y + identity)
 
 
@@ -126,8 +133,8 @@ class BasicBlock(_Block):
         return self.bn2
 
     def forward(self, x):
-        y = self.act1(self.bn1(self.conv1(x)))
-        return self._finish(self.bn2(self.conv2(y)), x)
+        y = norm_act(self.bn1, self.act1, self.conv1(x))
+        return self._finish(self.bn2, self.conv2(y), x)
 
 
 class Bottleneck(_Block):
@@ -152,9 +159,9 @@ class Bottleneck(_Block):
         return self.bn3
 
     def forward(self, x):
-        y = self.act1(self.bn1(self.conv1(x)))
-        y = self.act2(self.bn2(self.conv2(y)))
-        return self._finish(self.bn3(self.conv3(y)), x)
+        y = norm_act(self.bn1, self.act1, self.conv1(x))
+        y = norm_act(self.bn2, self.act2, self.conv2(y))
+        return self._finish(self.bn3, self.conv3(y), x)
 
 
 def make_stem(kind, in_chans, width, act_layer, bn_momentum):
@@ -170,15 +177,15 @@ def make_stem(kind, in_chans, width, act_layer, bn_momentum):
         return [_conv(cin, cout, k, s), _bn(cout, bn_momentum), act_layer(cout)]
 
     if kind == "cifar":
-        return nn.Sequential(*cba(in_chans, width, 3, 1)), 1
+        return Sequential(*cba(in_chans, width, 3, 1)), 1
     if kind == "imagenet":
-        return nn.Sequential(*cba(in_chans, width, 7, 2), nn.MaxPool2D(3, 2, 1)), 4
+        return Sequential(*cba(in_chans, width, 7, 2), nn.MaxPool2D(3, 2, 1)), 4
     if kind in ("deep", "deep_cifar"):
         s = 2 if kind == "deep" else 1
         layers = cba(in_chans, width // 2, 3, s) + cba(width // 2, width // 2, 3, 1) + cba(width // 2, width, 3, 1)
         if kind == "deep":
             layers += cba(width, width, 3, 2)
-        return nn.Sequential(*layers), s * s
+        return Sequential(*layers), s * s
     raise ValueError("unknown stem %r: choose 'cifar', 'imagenet', 'deep' or 'deep_cifar'" % kind)
 
 

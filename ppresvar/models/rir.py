@@ -35,6 +35,7 @@ import paddle.nn as nn
 from .. import kernels
 from ..flops import conv_flops, numel
 from ..layers.conv import Conv2D
+from ..layers.norm import BatchNorm2D, Sequential, norm_act
 from ..layers.weight_init import kaiming_init
 from ..registry import register_model
 
@@ -109,14 +110,14 @@ class ResNetInit(nn.Layer):
         super().__init__()
         self.cross = CrossConv(cin, cout, stride, fused)
         self.shortcut = _projection(cin, cout, stride)
-        self.bn_r = nn.BatchNorm2D(cout)
-        self.bn_t = nn.BatchNorm2D(cout)
+        self.bn_r = BatchNorm2D(cout)
+        self.bn_t = BatchNorm2D(cout)
         self.relu = nn.ReLU()
 
     def forward(self, r, t):
         y_r, y_t = self.cross(r, t)
         y_r = y_r + (r if self.shortcut is None else self.shortcut(r))
-        return self.relu(self.bn_r(y_r)), self.relu(self.bn_t(y_t))
+        return norm_act(self.bn_r, self.relu, y_r), norm_act(self.bn_t, self.relu, y_t)
 
 
 class RiRBlock(nn.Layer):
@@ -146,12 +147,12 @@ class RiRBlock(nn.Layer):
         return y_r, y_t
 
 
-class ConvLayer(nn.Sequential):
+class ConvLayer(Sequential):
     """3x3 conv (with bias) + BN + ReLU: the standard layer that a
     generalized residual layer replaces."""
 
     def __init__(self, cin, cout, stride=1):
-        super().__init__(_conv3x3(cin, cout, stride), nn.BatchNorm2D(cout), nn.ReLU())
+        super().__init__(_conv3x3(cin, cout, stride), BatchNorm2D(cout), nn.ReLU())
 
 
 def _plan(channels, blocks):

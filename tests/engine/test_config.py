@@ -187,3 +187,11 @@ def test_recipe_families_share_one_base(family, base):
             raw = yaml.safe_load(f)
         assert raw["_base_"] == "_base_/" + base
         assert set(raw) - {"_base_"} <= {"Arch", "Optimizer", "Loss"}
+
+
+@pytest.mark.parametrize("value", ["[]", "[Cifar10]", "{a: 1}"])
+def test_a_data_set_name_that_is_not_a_string_is_one_config_error(value):
+    """Found by the fuzz test: a list as the name was a TypeError."""
+    cfg = load_config(R20)
+    with pytest.raises(ConfigError, match="unknown data set DataLoader.Train.dataset.name"):
+        validate(apply_overrides(cfg, ["DataLoader.Train.dataset.name=" + value]))
