@@ -216,7 +216,8 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
                 "archive; `<cifar archive>` is its path):", ""]
         for row, c in checks:
             out.append("- %s: %s" % (row["name"], "`%s`" % c if c else
-                                     "no weights kept (its runs predate keeping them)"))
+                                     "no weights kept (its runs predate keeping them)" if row["runs"] else
+                                     "not yet run"))
     curves = [(row["name"], r["seed"], os.path.join(r["dir"], "curves.png")) for row in rows for r in row["runs"]]
     if curves:
         out += ["", "Curves: " + ", ".join("[%s seed %d](%s)" % (n, s, _rel(p, link_base)) for n, s, p in curves)]

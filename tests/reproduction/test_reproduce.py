@@ -143,6 +143,12 @@ def test_ledger_from_fixture_results(tmp_path):
     assert "differ by 0.00 points; the larger seed-to-seed range is 2.00 points: **within the spread**" in md
     assert "| R20 | 64k | 8.75 (He) | - | **8.75** (n=1, no spread) |" in md  # error = 100 - top-1
     assert "| R56 | 64k | - | - | not yet run; estimated about 7 h on this machine |" in md
+    # the one command that recomputes a row's figure, once a run kept its weights; a row with
+    # runs but no weights, and a row not yet run, say which they are
+    open(os.path.join(results, "err", "r20", "seed0", "model.safetensors"), "wb").close()
+    md = ledger.build(manifest, results)
+    assert "- r20: `python tools/eval.py -c results/err/r20/seed0/config.yaml" in md
+    assert "- r56: not yet run" in md
     assert "2 cores, Test CPU" in md and "`aaaaaaa`" in md
     assert "| R20 again | 64k | - | - | **8.75** (n=1, no spread) |" in md and "- again: the runs of err/r20" in md
     assert reproduce.plan(manifest, "err", ["again"], "/tmp/r", results)[0]["action"] == "shared with err/r20"
