@@ -51,7 +51,7 @@ def main(argv=None):
         elif args.resume:
             state = load_checkpoint(resolve_resume_path(args.resume))
         cfg = load_config_from_args(args, state)
-        processes = launch.processes_for(cfg, device_of(cfg))
+        processes = launch.processes_for(cfg, device_of(cfg), say=lambda line: print(line, flush=True))
         if processes > 1:
             if args.resume:  # refuse a run directory in use before starting the ranks
                 from ppresvar.engine.trainer import lock_run_dir, run_dir_of

@@ -5,8 +5,9 @@ on one thread, so a process using every core leaves cores idle for much of
 a step; data-parallel processes of one thread each keep them busy (ResNet-20
 on this project's 2-core machine: see docs/benchmarks.md). So
 ``tools/train.py`` on a CPU re-launches itself under
-``paddle.distributed.launch`` with one process per core, unless it already
-runs under a launcher. The config's ``DataLoader.Train.batch_size`` stays the
+``paddle.distributed.launch`` with one process per core (never fewer than
+``BN_SAFE_IMAGES`` images of the batch a process), unless it already runs
+under a launcher. The config's ``DataLoader.Train.batch_size`` stays the
 *global* batch: each of the N processes takes ``batch_size / N`` (what
 changes: batch-norm statistics are taken over each process's share, and
 the augmentation draws are per process), the learning-rate schedule and the
@@ -27,7 +28,7 @@ import time
 from .. import runtime
 from ..errors import ConfigError
 
-__all__ = ["processes_for", "split_batch", "relaunch", "record_failure", "failure_report", "SPLIT_ENV",
+__all__ = ["BN_SAFE_IMAGES", "processes_for", "split_batch", "relaunch", "record_failure", "failure_report", "SPLIT_ENV",
            "FAILURE_ENV"]
 
 SPLIT_ENV = "PPRESVAR_SPLIT_BATCH"  # set for the processes ppresvar launches itself
@@ -38,9 +39,19 @@ _NOISE = re.compile(r"^(LAUNCH (INFO|WARNING|ERROR)|[IWE]\d{4} \d\d:\d\d|=+( Mod
                     r"FLAGS\(name=|\s*warnings\.warn\(|.*UserWarning: (No ccache|Your model will be trained))")
 
 
-def processes_for(cfg, device):
+# Batch norm over fewer images than this per process is noisier than the
+# recipe meant (docs/training.md, "Data parallel"): the default never splits
+# the batch below it, and an explicit Global.cpu_processes that does is said.
+BN_SAFE_IMAGES = 32
+
+
+def processes_for(cfg, device, say=None):
     """How many processes ``tools/train.py`` should run: 1 on GPU, under a
-    launcher, or where ``Global.cpu_processes`` or the batch says so."""
+    launcher, or where ``Global.cpu_processes`` or the batch says so. The
+    default is one per core, but never so many that a process's share of
+    the batch falls below ``BN_SAFE_IMAGES`` (the cores left over become
+    threads of each process); an explicit count that does is run, with one
+    ``say`` line."""
     g = cfg["Global"]
     want = g["cpu_processes"]
     if device != "cpu" or os.environ.get("PADDLE_TRAINERS_NUM"):
@@ -50,11 +61,19 @@ def processes_for(cfg, device):
     if g["cpu_threads"] and auto:
         return 1  # the user chose threads for one process
     batch = cfg["DataLoader"]["Train"]["batch_size"] if cfg["DataLoader"].get("Train") else 0
+    if auto:
+        n = min(n, max(1, batch // BN_SAFE_IMAGES))
+        while n > 1 and batch % n:
+            n -= 1
     if n > 1 and (batch < n or batch % n):
         if not auto:
             raise ConfigError("Global.cpu_processes=%d does not divide DataLoader.Train.batch_size=%d: "
                               "choose a divisor, or cpu_processes: 1" % (n, batch))
         return 1
+    if n > 1 and batch // n < BN_SAFE_IMAGES and say is not None:
+        say("ppresvar: Global.cpu_processes=%d gives each process %d images of the batch of %d: batch norm over "
+            "fewer than %d images is noisier than the recipe meant (docs/training.md, Data parallel)"
+            % (n, batch // n, batch, BN_SAFE_IMAGES))
     return max(1, n)
 
 
@@ -159,7 +178,7 @@ def relaunch(n, script, argv):
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(n), "--log_dir", log_dir,
            script] + list(argv)
     env = dict(os.environ, **{SPLIT_ENV: "1", FAILURE_ENV: log_dir})
-    print("ppresvar: training as %d data-parallel processes, one per core (Global.cpu_processes; "
+    print("ppresvar: training as %d data-parallel processes (Global.cpu_processes; "
           "-o Global.cpu_processes=1 for one)" % n, flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             universal_newlines=True, bufsize=1)

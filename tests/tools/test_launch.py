@@ -28,13 +28,35 @@ def test_how_many_processes(cfg, monkeypatch):
     c["Global"]["cpu_processes"], c["Global"]["cpu_threads"] = None, 2
     assert launch.processes_for(c, "cpu") == 1          # threads chosen: one process
     c = copy.deepcopy(cfg)
-    c["DataLoader"]["Train"]["batch_size"] = 126         # not divisible by 4: one process
+    c["DataLoader"]["Train"]["batch_size"] = 126         # not divisible by 4: the largest count that divides it
+    assert launch.processes_for(c, "cpu") == 3
+    c["DataLoader"]["Train"]["batch_size"] = 127         # none does: one process
     assert launch.processes_for(c, "cpu") == 1
+    c["DataLoader"]["Train"]["batch_size"] = 126
     c["Global"]["cpu_processes"] = 4                     # ...unless asked for: refused
     with pytest.raises(ConfigError, match="does not divide"):
         launch.processes_for(c, "cpu")
     monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")       # already under a launcher
     assert launch.processes_for(cfg, "cpu") == 1
+
+
+def test_the_default_never_splits_batch_norm_below_the_safe_size(cfg, monkeypatch):
+    """On 16 or 64 cores, batch 128: 4 processes of 32 images (the other
+    cores are threads), not 16 of 8 or 64 of 2; an explicit count below the
+    safe size runs, and says so in one line."""
+    monkeypatch.delenv("PADDLE_TRAINERS_NUM", raising=False)
+    said = []
+    for cores, batch, want in ((16, 128, 4), (64, 128, 4), (2, 128, 2), (64, 256, 8), (16, 96, 3), (8, 40, 1)):
+        monkeypatch.setattr(launch.runtime, "available_cores", lambda: cores)
+        c = copy.deepcopy(cfg)
+        c["DataLoader"]["Train"]["batch_size"] = batch
+        assert launch.processes_for(c, "cpu", say=said.append) == want, (cores, batch)
+        assert batch // want >= launch.BN_SAFE_IMAGES or want == 1
+    assert said == []
+    c = copy.deepcopy(cfg)
+    c["Global"]["cpu_processes"] = 8
+    assert launch.processes_for(c, "cpu", say=said.append) == 8
+    assert len(said) == 1 and "16 images" in said[0] and "docs/training.md" in said[0]
 
 
 def test_batch_is_split_only_for_self_launched_ranks(cfg, monkeypatch):
