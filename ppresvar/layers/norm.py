@@ -21,7 +21,8 @@ class BatchNorm2D(nn.BatchNorm2D):
 
     def forward(self, x):
         y = kernels.batch_norm(x, self)
-        return super().forward(x) if y is None else y
+        # (super() with no arguments fails in paddle 2.6's converted code, under paddle.jit)
+        return nn.BatchNorm2D.forward(self, x) if y is None else y
 
 
 def norm_act(bn, act, x, residual=None):

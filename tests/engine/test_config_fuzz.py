@@ -146,7 +146,7 @@ def test_the_command_line_validates_or_exits_2_with_one_line(tmp_path_factory, c
 
     started = []
     monkeypatch.setattr(trainer, "train", lambda cfg, **kw: started.append(cfg) or {})
-    monkeypatch.setattr(launch, "processes_for", lambda cfg, device: 1)
+    monkeypatch.setattr(launch, "processes_for", lambda cfg, device, say=None: 1)
     path = _write(tmp_path_factory, yaml.safe_dump(cfg, allow_unicode=True))
     args = ["-c", path]
     for o in overrides:
