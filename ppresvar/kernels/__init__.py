@@ -371,7 +371,7 @@ def shortcut_a(x, stride, pad):
 
 def _bn_applies(x, bn):
     return (_applies(x) and bn.training and not getattr(bn, "_use_global_stats", False)
-            and getattr(bn, "_data_format", "NCHW") in ("NCHW", "NCL", "NC") and bn.weight is not None
+            and getattr(bn, "_data_format", "NCHW") == "NCHW" and bn.weight is not None
             and bn.bias is not None and x.shape[1] == bn.weight.shape[0])
 
 

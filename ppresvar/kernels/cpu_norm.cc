@@ -11,7 +11,8 @@
 // bn is training-mode batch norm over (N, H, W) per channel, NCHW:
 // xhat = (x - mean) * invstd, invstd = 1 / sqrt(var + eps), var biased, and
 // y = scale * xhat + bias. Every reduction runs in one fixed order per
-// channel (per image for DyReLU), in double, whatever the thread count, so
+// channel (per image for DyReLU) whatever the thread count (batch norm: each
+// image's H*W row summed in float, vectorised, the rows added in double), so
 // results do not depend on the number of threads.
 #include <algorithm>
 #include <cmath>
