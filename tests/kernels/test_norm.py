@@ -5,10 +5,10 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-import ppresvar
 from ppresvar import kernels, runtime
 from ppresvar.layers.dyrelu import DyReLU
 from ppresvar.layers.norm import BatchNorm2D, norm_act
+from test_conv import _train_losses
 
 
 def _rel(a, b):
@@ -157,25 +157,10 @@ def test_dyrelu_from_relu_start_is_relu_inside_use(ops):
 
 
 def _short_run(threads, steps=12):
-    """A smooth short run (one fixed batch, the last BN of each block at
-    zero): ResNet-20 with the kernels on ``threads`` threads."""
+    """test_conv.py's smooth short run (one fixed batch, the last BN of each
+    block at zero) with the kernels on ``threads`` threads."""
     runtime.set_cpu_threads(threads)
-    paddle.seed(11)
-    model = ppresvar.create_model("resnet20", zero_init_last=True)
-    opt = paddle.optimizer.Momentum(0.02, momentum=0.9, parameters=model.parameters(), weight_decay=1e-4)
-    rs = np.random.RandomState(1)
-    labels = rs.randint(0, 10, size=32)
-    x = paddle.to_tensor((rs.randn(32, 3, 32, 32) * 0.5 + labels[:, None, None, None] * 0.3 - 1.3).astype("float32"))
-    y = paddle.to_tensor(labels)
-    losses = []
-    with kernels.use(True):
-        for _ in range(steps):
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.clear_grad()
-            losses.append(float(loss))
-    return np.array(losses)
+    return _train_losses(True, steps=steps, seed=11, data_seed=1)[0]
 
 
 def test_losses_do_not_depend_on_the_thread_count(ops):
