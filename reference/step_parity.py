@@ -1,37 +1,41 @@
 #!/usr/bin/env python
 """Step-by-step parity of a training step, ppresvar against PyTorch: the same
-ResNet-20 weights, the same batches, the same SGD recipe, step after step.
+weights, the same batches, the same SGD recipe, step after step.
 
     python reference/step_parity.py --torch-python <venv with torch>/bin/python [--steps 1,2,20] [--json FILE]
+        [--config configs/X.yaml] [-o key=value ...]
 
-The PyTorch side (reference/torch_reference.py --step-check) draws the
-initial weights and 128-image random batches, trains ``--steps`` steps and
+The PyTorch side (reference/torch_reference.py --step-check) builds the
+config's model (``Arch.name``, with ``Arch.widths`` and the DyReLU options
+``dyrelu_init``, ``reduction``, ``dyrelu_gate``), draws the initial weights
+and random batches of the config's batch size, trains ``--steps`` steps and
 writes all of it; this side loads those weights into ppresvar's model and
-trains on the same batches with the optimizer, learning rate schedule and
-loss that ``tools/train.py`` builds from ``configs/resnet20.yaml`` (momentum
-0.9, weight decay 1e-4 on every parameter, batch norm included, as PyTorch's
-SGD), on one process, with the convolutions on the kernels the trainer uses.
-It prints each step's two losses, the largest loss difference, and how far
-apart the final weights are against how far the steps moved them. Only the
-framework differs: what is left is float rounding (the kernels' summation
-order), which this recipe amplifies from step to step on random batches
-(two PyTorch runs on other thread counts part the same way), so the first
-steps are the check: 1 and 2 cover the update, the weight decay on every
-parameter and the momentum.
+trains on the same batches with the optimizer and the loss (label smoothing
+included) that ``tools/train.py`` builds from the config (default
+``configs/resnet20.yaml``: momentum 0.9, weight decay 1e-4 on every
+parameter, batch norm included, as PyTorch's SGD), at the schedule's base
+learning rate (both sides constant), on one process, with the kernels the
+trainer uses. It prints each step's two losses, the largest loss difference,
+and how far apart the final weights are against how far the steps moved
+them. Only the framework differs: what is left is float rounding (the
+kernels' summation order), which training amplifies from step to step on
+random batches (two PyTorch runs on other thread counts part the same way),
+so the first steps are the check: 1 and 2 cover the update, the weight decay
+on every parameter and the momentum.
 """
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from ppresvar import runtime  # noqa: E402
-
-runtime.apply_cpu_settings()
 import numpy as np  # noqa: E402
+
+from ppresvar import runtime  # noqa: E402
 
 
 def main():
@@ -39,11 +43,15 @@ def main():
     p.add_argument("--torch-python", required=True, help="python of a venv with torch")
     p.add_argument("--steps", default="1,2,20", help="comma-separated step counts, each checked from the start")
     p.add_argument("--json", default=None, metavar="FILE",
-                   help="also write the figures there (the ledger shows results/parity/step_parity.json)")
+                   help="also write the figures there (the ledger shows results/<experiment>/step_parity.json)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-c", "--config", default=os.path.join("configs", "resnet20.yaml"),
+                   help="the recipe and model (relative to the repository; default %(default)s)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="config overrides, as tools/train.py takes them")
     p.add_argument("--kernels", default="auto", choices=("auto", "onednn", "paddle"))
     a = p.parse_args()
-
+    runtime.apply_cpu_settings()
     import paddle
 
     from ppresvar import kernels
@@ -52,12 +60,22 @@ def main():
     from ppresvar.engine.losses import TrainLoss, to_soft_targets
     from ppresvar.engine.optim import build_lr_scheduler, build_optimizer
 
-    cfg = load_config(os.path.join(ROOT, "configs", "resnet20.yaml"))
+    cfg = load_config(os.path.join(ROOT, a.config), a.override)
+    if cfg["Optimizer"]["name"] != "Momentum" or cfg["Optimizer"]["no_weight_decay_bn_bias"]:
+        p.error("the PyTorch side is SGD with momentum and weight decay on every parameter: %s is not" % a.config)
+    cfg["Optimizer"]["lr"].update(name="Constant", warmup=0, warmup_epochs=None)  # the first steps, at the base rate
     paddle.set_device("cpu")
     runtime.set_cpu_threads()
     mode = kernels.resolve(a.kernels, "cpu", say=lambda m: None)
-    report = {"command": "python reference/step_parity.py --torch-python <venv with torch>/bin/python --steps %s "
-                         "--seed %d --kernels %s" % (a.steps, a.seed, a.kernels),
+    command = ("python reference/step_parity.py --torch-python <venv with torch>/bin/python --steps %s --seed %d "
+               "--kernels %s" % (a.steps, a.seed, a.kernels))
+    if a.config != p.get_default("config") or a.override:
+        command += " -c %s" % a.config + "".join(" -o %s" % shlex.quote(o) for o in a.override)
+    arch = cfg["Arch"]
+    report = {"command": command, "config": a.config, "overrides": a.override, "model": arch["name"],
+              "recipe": {"batch": cfg["DataLoader"]["Train"]["batch_size"], "lr": cfg["Optimizer"]["lr"]["learning_rate"],
+                         "momentum": cfg["Optimizer"]["momentum"], "weight_decay": cfg["Optimizer"]["weight_decay"],
+                         "label_smoothing": cfg["Loss"]["label_smoothing"]},
               "kernels": mode, "seed": a.seed, "checks": []}
     if a.json:
         report["command"] += " --json %s" % os.path.relpath(os.path.abspath(a.json), ROOT)
@@ -65,15 +83,12 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             ref = os.path.join(tmp, "steps.npz")
             subprocess.run([a.torch_python, os.path.join(ROOT, "reference", "torch_reference.py"), "--step-check", ref,
-                            "--model", "resnet20", "--steps", str(steps), "--seed", str(a.seed), "--batch",
-                            str(cfg["DataLoader"]["Train"]["batch_size"]), "--lr",
-                            str(cfg["Optimizer"]["lr"]["learning_rate"]), "--momentum",
-                            str(cfg["Optimizer"]["momentum"]), "--weight-decay", str(cfg["Optimizer"]["weight_decay"])],
+                            "--steps", str(steps), "--seed", str(a.seed)] + torch_arguments(cfg),
                            check=True, stdout=subprocess.DEVNULL)
             data = dict(np.load(ref))
         model = build_model(cfg)
         model.set_state_dict({k[2:]: paddle.to_tensor(v) for k, v in data.items() if k.startswith("w/")})
-        sched = build_lr_scheduler(cfg, 352, 64000)
+        sched = build_lr_scheduler(cfg, steps, steps)
         opt = build_optimizer(cfg, model, sched)
         loss_fn = TrainLoss.from_config(cfg)
         model.train()
@@ -114,6 +129,22 @@ def main():
             json.dump(report, f, indent=1)
         print("wrote %s" % a.json)
     return report
+
+
+def torch_arguments(cfg):
+    """reference/torch_reference.py's options for the config's model and recipe."""
+    arch, opt = cfg["Arch"], cfg["Optimizer"]
+    out = ["--model", arch["name"], "--batch", str(cfg["DataLoader"]["Train"]["batch_size"]),
+           "--lr", str(opt["lr"]["learning_rate"]), "--momentum", str(opt["momentum"]),
+           "--weight-decay", str(opt["weight_decay"]), "--label-smoothing", str(cfg["Loss"]["label_smoothing"])]
+    if arch.get("widths"):
+        out += ["--widths"] + [str(w) for w in arch["widths"]]
+    options = {"dyrelu_init": "--dyrelu-init", "reduction": "--reduction", "dyrelu_gate": "--dyrelu-gate"}
+    for key in sorted(set(arch) - {"name", "num_classes", "widths"}):
+        if key not in options:
+            raise SystemExit("error: reference/torch_reference.py has no option for Arch.%s" % key)
+        out += [options[key], str(arch[key])]
+    return out
 
 
 if __name__ == "__main__":

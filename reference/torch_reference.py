@@ -506,6 +506,30 @@ def end_to_end(a):
 
 # ------------------------------------------------ a whole training run (--train)
 
+def build_model(a, num_classes, init=False):
+    """``--model`` with ``--widths`` and, for the DyReLU ResNet-18s,
+    ``--reduction`` and ``--dyrelu-gate``; with ``init``, initialised as
+    ppresvar initialises it (``init_like_ppresvar``) and then the DyReLU
+    coefficient layers as ``--dyrelu-init`` says."""
+    options = {"widths": a.widths} if a.widths else {}
+    if a.model.startswith("resnet18_dyrelu"):
+        options.update(reduction=a.reduction, gate=a.dyrelu_gate)
+    model = MODELS[a.model](num_classes=num_classes, **options)
+    if not init:
+        return model
+    init_like_ppresvar(model)
+    for m in model.modules():
+        if not isinstance(m, DyReLU):
+            continue
+        if a.dyrelu_init == "relu":  # every DyReLU starts as a ReLU (ppresvar's dyrelu_init='relu')
+            nn.init.zeros_(m.fc2.weight)
+            nn.init.zeros_(m.fc2.bias)
+        elif a.dyrelu_init == "torch":  # PyTorch's own nn.Linear init, as a PyTorch DyReLU built plainly has
+            m.fc1.reset_parameters()
+            m.fc2.reset_parameters()
+    return model
+
+
 def init_like_ppresvar(model):
     """ppresvar's initialisation (layers/weight_init.py): conv weights Kaiming
     normal in fan-out mode, BN gamma 1 and beta 0, and paddle's default for
@@ -570,23 +594,7 @@ def train_run(a):
                    a.drop_last)
     val = Loader(images[val_idx], labels[val_idx], a.eval_batch, a.mean, a.std, False)
     test = Loader(test_x, test_y, a.eval_batch, a.mean, a.std, False)
-    options = {}
-    if a.widths:
-        options["widths"] = a.widths
-    if a.model.startswith("resnet18_dyrelu"):
-        options.update(reduction=a.reduction, gate=a.dyrelu_gate)
-    model = MODELS[a.model](num_classes=int(labels.max()) + 1, **options)
-    init_like_ppresvar(model)
-    for m in model.modules():
-        if not isinstance(m, DyReLU):
-            continue
-        if a.dyrelu_init == "relu":  # every DyReLU starts as a ReLU (ppresvar's dyrelu_init='relu')
-            nn.init.zeros_(m.fc2.weight)
-            nn.init.zeros_(m.fc2.bias)
-        elif a.dyrelu_init == "torch":  # PyTorch's own nn.Linear init, as a PyTorch DyReLU built plainly has
-            m.fc1.reset_parameters()
-            m.fc2.reset_parameters()
-    model = model.to(memory_format=torch.channels_last)
+    model = build_model(a, int(labels.max()) + 1, init=True).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
     if a.iterations:
         total = a.iterations
@@ -689,10 +697,7 @@ def to_ppresvar(a):
 
     if a.model not in STAGES:
         raise SystemExit("error: no ppresvar name mapping for %s" % a.model)
-    options = {"widths": a.widths} if a.widths else {}
-    if a.model.startswith("resnet18_dyrelu"):
-        options.update(reduction=a.reduction, gate=a.dyrelu_gate)
-    model = MODELS[a.model](num_classes=a.num_classes, **options)
+    model = build_model(a, a.num_classes)
     model.load_state_dict(torch.load(os.path.join(a.out, "last.pt"), weights_only=False)["model"])
     path = os.path.join(a.out, "model.safetensors")
     save_file(ppresvar_state(model, a.model), path, metadata={"format": "paddle-state-dict",
@@ -713,16 +718,15 @@ def step_check(a):
     out = {}
     for dtype, key in ((torch.float64, "d/"), (torch.float32, "f/")):  # float64: the rounding floor
         torch.manual_seed(a.seed)
-        model = MODELS[a.model](num_classes=10)
-        init_like_ppresvar(model)
-        model = model.to(dtype)
+        model = build_model(a, 10, init=True).to(dtype)
         if dtype == torch.float32:
             out.update({"w/" + k: v for k, v in ppresvar_state(model, a.model).items()})
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
         model.train()
         losses = []
         for x, y in zip(xs, ys):
-            loss = F.cross_entropy(model(torch.from_numpy(x).to(dtype)), torch.from_numpy(y))
+            loss = F.cross_entropy(model(torch.from_numpy(x).to(dtype)), torch.from_numpy(y),
+                                   label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -194,6 +194,7 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
         out += gap_markdown(exp, rows, manifest, results_dir) + [""]
     if exp.get("per_epoch"):
         out += per_epoch_markdown(exp["per_epoch"], rows)
+    out += pairs_markdown(exp, rows)
     out += orderings_markdown(exp, rows)
     done = [r for row in rows for r in row["runs"]]
     if done:
@@ -243,6 +244,30 @@ def check_command(row, experiment, results_dir):
         return None
     argv = eval_argv(row["spec"], "results/%s/%s/seed%d" % (experiment, row["name"], seeds[0]), "<cifar archive>")
     return "python " + " ".join("'%s'" % a if "*" in a or "[" in a else a for a in argv)
+
+
+def pairs_markdown(exp, rows):
+    """Per pair of rows that train the same model two ways (``pairs``: the
+    frameworks, ...): do they agree? As the parity verdict: they agree when
+    the difference of their means is at most the larger seed-to-seed range."""
+    if not exp.get("pairs"):
+        return []
+    by_name = {r["name"]: r for r in rows}
+    out = ["Same model, two ways: the rows agree when the difference of their means is at most the larger "
+           "seed-to-seed range (max - min), as in the parity table.", "",
+           "| rows | means | difference | larger seed range | verdict |", "|---|---|---|---|---|"]
+    for first, second in exp["pairs"]:
+        a, b = by_name[first], by_name[second]
+        labels = "%s / %s" % (a["spec"]["label"], b["spec"]["label"])
+        if len(a["runs"]) < 2 or len(b["runs"]) < 2:
+            out.append("| %s | - | - | - | not resolved: fewer than 2 seeds |" % labels)
+            continue
+        ma, mb = _stats([r["value"] for r in a["runs"]])[0], _stats([r["value"] for r in b["runs"]])[0]
+        spread = max(_range(a["runs"]), _range(b["runs"]))
+        verdict = "**agree**" if abs(ma - mb) <= spread else "**differ**"
+        out.append("| %s | %.2f vs %.2f (n=%d, %d) | %+.2f | %.2f | %s |" % (
+            labels, ma, mb, len(a["runs"]), len(b["runs"]), ma - mb, spread, verdict))
+    return out + [""]
 
 
 def orderings_markdown(exp, rows):
@@ -347,13 +372,17 @@ def per_epoch_markdown(key, rows):
 
 def step_parity_markdown(rep):
     """The step-by-step check (reference/step_parity.py) as a sentence and a table."""
-    lines = ["Step by step: the same ResNet-20 weights trained on the same random batches with "
-             "configs/resnet20.yaml's step (momentum 0.9, weight decay 1e-4 on every parameter, batch 128 in one "
+    recipe = rep["recipe"]
+    what = rep["model"] + "".join(", " + o for o in rep["overrides"])
+    lines = ["Step by step: the same %s weights trained on the same random batches with the step of %s "
+             "(momentum %g, weight decay %g on every parameter, label smoothing %g, learning rate %g, batch %d in one "
              "process, %s kernels), in ppresvar and in PyTorch float32 and float64. Each cell is the largest "
              "difference of the final weights as a share of what the steps changed that tensor by; when "
              "ppresvar's distance from float64 PyTorch is that of float32 PyTorch, what separates the frameworks "
-             "is float32 rounding, which this recipe amplifies step after step "
-             "(`%s`; paddle %s, %s):" % (rep["kernels"], rep["command"], rep.get("paddle", "?"),
+             "is float32 rounding, which training amplifies step after step "
+             "(`%s`; paddle %s, %s):" % (what, rep["config"], recipe["momentum"], recipe["weight_decay"],
+                                          recipe["label_smoothing"], recipe["lr"], recipe["batch"], rep["kernels"],
+                                          rep["command"], rep.get("paddle", "?"),
                                           (rep.get("machine") or {}).get("cpu", "?")), "",
              "| steps | largest loss difference | ppresvar vs PyTorch float64 | PyTorch float32 vs float64 "
              "(rounding alone) | ppresvar vs PyTorch float32 |", "|---|---|---|---|---|"]

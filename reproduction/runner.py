@@ -35,7 +35,7 @@ __all__ = ["load_manifest", "ROOT", "MANIFEST", "run_dir_of", "result_dir_of", "
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(ROOT, "results", "experiments.yaml")
-EXPERIMENT_KEYS = {"title", "seed", "metric", "about", "rows", "claims", "gap", "per_epoch"}
+EXPERIMENT_KEYS = {"title", "seed", "metric", "about", "rows", "claims", "gap", "per_epoch", "pairs"}
 ROW_KEYS = {"label", "config", "overrides", "torch", "seeds", "budget", "paper", "seed_figure", "estimate",
             "same_as", "eval"}
 WEIGHTS = "model.safetensors"
@@ -87,6 +87,14 @@ def load_manifest(path=MANIFEST):
                                             and fig.get("source")):
                     raise ConfigError("%s: %s must be {value: number, source: text}" % (rwhere, key))
             row.setdefault("overrides", [])
+        named = [(c or {}).get(k) for c in exp.get("claims") or [] for k in ("above", "below")]
+        for pair in exp.get("pairs") or []:
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise ConfigError("%s: pairs must be a list of [row, row]" % where)
+            named += pair
+        unknown = [n for n in named if n not in exp["rows"]]
+        if unknown:
+            raise ConfigError("%s: claims or pairs name no row of it: %s" % (where, ", ".join(map(str, unknown))))
     for name, exp in data.items():
         for rname, row in exp["rows"].items():
             other = row.get("same_as")

@@ -293,3 +293,69 @@ def test_per_epoch_table_shows_each_rows_curve(tmp_path):
     manifest["parity"]["per_epoch"] = "train_top1"
     md = ledger.experiment_markdown(manifest, results, "parity")
     assert "| epoch | A | B |" in md and "| 1 | 20.0 | 30.0 |" in md and "| 2 | 40.0 | 50.0 |" in md
+
+
+def test_step_parity_passes_the_configs_model_and_recipe_to_pytorch():
+    from ppresvar.engine.config import load_config
+    from reference.step_parity import torch_arguments
+
+    cfg = load_config(os.path.join(ROOT, "configs", "resnet18_dyrelu_a.yaml"),
+                      ["Arch.widths=[16,32,64,128]", "Arch.dyrelu_init=random", "Arch.reduction=4"])
+    args = torch_arguments(cfg)
+    pairs = {k: args[i + 1] for i, k in enumerate(args) if k.startswith("--")}
+    assert pairs["--model"] == "resnet18_dyrelu_a" and pairs["--batch"] == "256"
+    assert pairs["--label-smoothing"] == "0.1" and pairs["--weight-decay"] == "0.0005"
+    assert pairs["--dyrelu-init"] == "random" and pairs["--reduction"] == "4"
+    assert args[args.index("--widths") + 1:args.index("--widths") + 5] == ["16", "32", "64", "128"]
+    # a model option the PyTorch side cannot build is an error, not a silent mismatch
+    cfg["Arch"]["k"] = 3
+    with pytest.raises(SystemExit, match="no option for Arch.k"):
+        torch_arguments(cfg)
+
+
+def test_ledger_shows_an_experiments_step_parity(tmp_path):
+    manifest, results = fixture_manifest(tmp_path), str(tmp_path / "results")
+    os.makedirs(os.path.join(results, "err"))
+    report = {"command": "python reference/step_parity.py -c configs/x.yaml", "config": "configs/x.yaml",
+              "overrides": ["Arch.dyrelu_init=random"], "model": "resnet18_dyrelu_a", "kernels": "onednn",
+              "recipe": {"batch": 256, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "label_smoothing": 0.1},
+              "checks": [{"steps": 1, "loss_diff": 2e-7, "ppresvar_vs_torch64": 0.0244,
+                          "torch32_vs_torch64": 0.0240, "ppresvar_vs_torch32": 0.0274}]}
+    with open(os.path.join(results, "err", "step_parity.json"), "w") as f:
+        json.dump(report, f)
+    md = ledger.experiment_markdown(manifest, results, "err")
+    assert "the same resnet18_dyrelu_a, Arch.dyrelu_init=random weights" in md
+    assert "weight decay 0.0005 on every parameter, label smoothing 0.1, learning rate 0.1, batch 256" in md
+    assert "| 1 | 2.0e-07 | 2.4e-02 | 2.4e-02 | 2.7e-02 |" in md
+
+
+def test_pairs_say_whether_two_ways_of_training_agree(tmp_path):
+    manifest, results = fixture_manifest(tmp_path), str(tmp_path / "results")
+    manifest["err"]["pairs"] = [["r20", "r56"]]
+    md = ledger.experiment_markdown(manifest, results, "err")
+    assert "| R20 / R56 | - | - | - | not resolved: fewer than 2 seeds |" in md
+    for seed, (a, b) in enumerate(((0.90, 0.91), (0.92, 0.915))):
+        fake_run(results, "err", "r20", seed, a)
+        fake_run(results, "err", "r56", seed, b)
+    md = ledger.experiment_markdown(manifest, results, "err")   # error rates: 10.0/8.0 vs 9.0/8.5
+    assert "| R20 / R56 | 9.00 vs 8.75 (n=2, 2) | +0.25 | 2.00 | **agree** |" in md
+    other = str(tmp_path / "other")
+    for seed, (a, b) in enumerate(((0.90, 0.95), (0.901, 0.951))):
+        fake_run(other, "err", "r20", seed, a)
+        fake_run(other, "err", "r56", seed, b)
+    assert "| +5.00 | 0.10 | **differ** |" in ledger.experiment_markdown(manifest, other, "err")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"claims": [{"above": "ok", "below": "nope", "source": "s"}]}, "name no row of it: nope"),
+    ({"pairs": [["ok", "gone"]]}, "name no row of it: gone"),
+    ({"pairs": [["ok"]]}, "pairs must be a list of"),
+])
+def test_claims_and_pairs_name_rows_of_the_experiment(tmp_path, extra, message):
+    path = tmp_path / "m.yaml"
+    with open(path, "w") as f:
+        yaml.safe_dump({"tiny": dict({"title": "Tiny", "seed": None, "metric": "test_top1", "about": "A test.",
+                                      "rows": {"ok": {"label": "y", "config": "c", "seeds": [0], "budget": "b"}}},
+                                     **extra)}, f)
+    with pytest.raises(ConfigError, match=message):
+        reproduce.load_manifest(str(path))
