@@ -19,9 +19,10 @@ trainer uses. It prints each step's two losses, the largest loss difference,
 and how far apart the final weights are against how far the steps moved
 them. Only the framework differs: what is left is float rounding (the
 kernels' summation order), which training amplifies from step to step on
-random batches (two PyTorch runs on other thread counts part the same way),
-so the first steps are the check: 1 and 2 cover the update, the weight decay
-on every parameter and the momentum.
+random batches, so the first steps are the check (1 and 2 cover the update,
+the weight decay on every parameter and the momentum), and the last check
+compares with PyTorch float32 against itself on another thread count: how far
+rounding alone parts two runs of one framework after the same steps.
 """
 import argparse
 import json
@@ -112,15 +113,19 @@ def main():
 
         f64 = {k[2:]: v for k, v in data.items() if k.startswith("d/")}
         f32 = {k[2:]: v.astype(np.float64) for k, v in data.items() if k.startswith("f/")}
+        t32 = {k[2:]: v.astype(np.float64) for k, v in data.items() if k.startswith("t/")}
         check = {"steps": steps, "loss_diff": max(abs(m - t) for m, t in zip(losses, theirs)),
                  "ppresvar_vs_torch64": apart(final, f64)[0], "torch32_vs_torch64": apart(f32, f64)[0],
-                 "ppresvar_vs_torch32": apart(final, f32)[0]}
+                 "ppresvar_vs_torch32": apart(final, f32)[0], "torch32_threads": [int(v) for v in data["threads"]],
+                 "torch32_vs_torch32_other_threads": apart(t32, f32)[0]}
         report["checks"].append(check)
         print("== %d steps, kernels %s: largest loss difference %.2e" % (steps, mode, check["loss_diff"]))
         print("final weights apart, as a share of what the steps changed the tensor by (the largest):")
         print("  ppresvar float32 vs PyTorch float64: %.2e (%s)" % apart(final, f64))
         print("  PyTorch float32 vs PyTorch float64:  %.2e (%s)   <- float32 rounding alone" % apart(f32, f64))
         print("  ppresvar float32 vs PyTorch float32: %.2e (%s)" % apart(final, f32))
+        print("  PyTorch float32, %d vs %d threads:    %.2e (%s)   <- two float32 runs of one framework"
+              % (tuple(check["torch32_threads"]) + apart(t32, f32)))
     if a.json:
         from reproduction.runner import machine
 

@@ -710,30 +710,39 @@ def step_check(a):
     random batches, written to FILE (npz): the initial weights under
     ppresvar's names (``w/...``), the batches, each step's loss and the final
     weights (``f/...``), for ``reference/step_parity.py`` to repeat in
-    ppresvar, and the final weights of the same steps in float64 (``d/...``),
-    the float32 rounding floor. One process, batch norm over the whole batch."""
+    ppresvar; the final weights of the same steps in float64 (``d/...``),
+    the float32 rounding floor; and in float32 on another thread count
+    (``t/...``: 1 thread, or 2 if this run has 1), how far rounding alone
+    parts two float32 runs of one framework. One process, batch norm over
+    the whole batch."""
     rng = np.random.RandomState(a.seed)
     xs = rng.randn(a.steps, a.batch, 3, 32, 32).astype(np.float32)
     ys = rng.randint(0, 10, size=(a.steps, a.batch)).astype(np.int64)
-    out = {}
-    for dtype, key in ((torch.float64, "d/"), (torch.float32, "f/")):  # float64: the rounding floor
+    threads = torch.get_num_threads()
+    out, losses = {}, None
+    for dtype, key, n in ((torch.float64, "d/", threads), (torch.float32, "f/", threads),
+                          (torch.float32, "t/", 1 if threads > 1 else 2)):
+        torch.set_num_threads(n)
         torch.manual_seed(a.seed)
         model = build_model(a, 10, init=True).to(dtype)
-        if dtype == torch.float32:
+        if key == "f/":
             out.update({"w/" + k: v for k, v in ppresvar_state(model, a.model).items()})
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
         model.train()
-        losses = []
+        run_losses = []
         for x, y in zip(xs, ys):
             loss = F.cross_entropy(model(torch.from_numpy(x).to(dtype)), torch.from_numpy(y),
                                    label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(loss.item())
+            run_losses.append(loss.item())
         out.update({key + k: v for k, v in ppresvar_state(model, a.model).items()})
+        if key == "f/":
+            losses = run_losses
+    torch.set_num_threads(threads)
     np.savez(a.step_check, x=xs, y=ys, loss=np.array(losses), lr=a.lr, momentum=a.momentum,
-             weight_decay=a.weight_decay, **out)
+             weight_decay=a.weight_decay, threads=np.array([threads, 1 if threads > 1 else 2]), **out)
     return losses
 
 

@@ -379,16 +379,20 @@ def step_parity_markdown(rep):
              "process, %s kernels), in ppresvar and in PyTorch float32 and float64. Each cell is the largest "
              "difference of the final weights as a share of what the steps changed that tensor by; when "
              "ppresvar's distance from float64 PyTorch is that of float32 PyTorch, what separates the frameworks "
-             "is float32 rounding, which training amplifies step after step "
+             "is float32 rounding, which training amplifies step after step; the last column, PyTorch float32 "
+             "against itself on another thread count, is how far rounding alone parts two runs of one framework "
              "(`%s`; paddle %s, %s):" % (what, rep["config"], recipe["momentum"], recipe["weight_decay"],
                                           recipe["label_smoothing"], recipe["lr"], recipe["batch"], rep["kernels"],
                                           rep["command"], rep.get("paddle", "?"),
                                           (rep.get("machine") or {}).get("cpu", "?")), "",
              "| steps | largest loss difference | ppresvar vs PyTorch float64 | PyTorch float32 vs float64 "
-             "(rounding alone) | ppresvar vs PyTorch float32 |", "|---|---|---|---|---|"]
+             "(rounding alone) | ppresvar vs PyTorch float32 | PyTorch float32 vs itself on another thread count |",
+             "|---|---|---|---|---|---|"]
     for c in rep["checks"]:
-        lines.append("| %d | %.1e | %.1e | %.1e | %.1e |" % (c["steps"], c["loss_diff"], c["ppresvar_vs_torch64"],
-                                                             c["torch32_vs_torch64"], c["ppresvar_vs_torch32"]))
+        other = c.get("torch32_vs_torch32_other_threads")
+        lines.append("| %d | %.1e | %.1e | %.1e | %.1e | %s |" % (
+            c["steps"], c["loss_diff"], c["ppresvar_vs_torch64"], c["torch32_vs_torch64"], c["ppresvar_vs_torch32"],
+            "-" if other is None else "%.1e (%d vs %d threads)" % ((other,) + tuple(c["torch32_threads"]))))
     return "\n".join(lines)
 
 

@@ -320,13 +320,14 @@ def test_ledger_shows_an_experiments_step_parity(tmp_path):
               "overrides": ["Arch.dyrelu_init=random"], "model": "resnet18_dyrelu_a", "kernels": "onednn",
               "recipe": {"batch": 256, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "label_smoothing": 0.1},
               "checks": [{"steps": 1, "loss_diff": 2e-7, "ppresvar_vs_torch64": 0.0244,
-                          "torch32_vs_torch64": 0.0240, "ppresvar_vs_torch32": 0.0274}]}
+                          "torch32_vs_torch64": 0.0240, "ppresvar_vs_torch32": 0.0274,
+                          "torch32_threads": [2, 1], "torch32_vs_torch32_other_threads": 0.0191}]}
     with open(os.path.join(results, "err", "step_parity.json"), "w") as f:
         json.dump(report, f)
     md = ledger.experiment_markdown(manifest, results, "err")
     assert "the same resnet18_dyrelu_a, Arch.dyrelu_init=random weights" in md
     assert "weight decay 0.0005 on every parameter, label smoothing 0.1, learning rate 0.1, batch 256" in md
-    assert "| 1 | 2.0e-07 | 2.4e-02 | 2.4e-02 | 2.7e-02 |" in md
+    assert "| 1 | 2.0e-07 | 2.4e-02 | 2.4e-02 | 2.7e-02 | 1.9e-02 (2 vs 1 threads) |" in md
 
 
 def test_pairs_say_whether_two_ways_of_training_agree(tmp_path):
