@@ -408,3 +408,12 @@ def dyrelu(x, r, init, pi=None):
     if pi is None:
         pi = paddle.ones([x.shape[0], 1, 1, 1], dtype=x.dtype)
     return _STATE["module"].ppresvar_dyrelu(_contiguous(x), _contiguous(r), init, _contiguous(pi))
+
+
+def nam_gate(z, w, x):
+    """NAM's channel gate ``sigmoid(z * w) * x`` (``z = bn(x)``, ``w`` one
+    weight per channel) in one multi-threaded kernel each way inside
+    :func:`use`; else ``None``."""
+    if not _applies(x) or list(z.shape) != list(x.shape) or w.shape != [x.shape[1]]:
+        return None
+    return _STATE["module"].ppresvar_nam_gate(_contiguous(z), w, _contiguous(x))

@@ -7,6 +7,7 @@
 //   ppresvar_bn_act:     y = act(bn(x))             (act: ReLU or identity)
 //   ppresvar_bn_add_act: y = act(bn(x) + residual)
 //   ppresvar_dyrelu:     y = max_k (a_k x + b_k)    (Dynamic ReLU's apply)
+//   ppresvar_nam_gate:   y = sigmoid(z * w_c) * x   (NAM's channel attention)
 //
 // bn is training-mode batch norm over (N, H, W) per channel, NCHW:
 // xhat = (x - mean) * invstd, invstd = 1 / sqrt(var + eps), var biased, and
@@ -382,3 +383,87 @@ PD_BUILD_GRAD_OP(ppresvar_dyrelu)
     .Inputs({"X", "R", "Init", "Pi", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("R"), paddle::Grad("Pi")})
     .SetKernelFn(PD_KERNEL(DyReLUBackward));
+
+// ---------------------------------------------------------------------------
+// ppresvar_nam_gate: NAM's channel attention after its batch norm,
+// y = sigmoid(z * w_c) * x, Z = bn(X) (N, C, H, W), W (C) the normalised
+// scale weights |gamma_c| / sum |gamma|. dW_c sums over (N, H, W) per channel
+// in the batch norm's fixed order (each image's row in float, rows in double).
+
+namespace {
+
+inline float sigmoidf(float t) { return 1.0f / (1.0f + std::exp(-t)); }
+
+}  // namespace
+
+std::vector<paddle::Tensor> NamGateForward(const paddle::Tensor& z, const paddle::Tensor& w,
+                                           const paddle::Tensor& x) {
+  check(x, "ppresvar_nam_gate");
+  Dims d = dims_of(x);
+  PD_CHECK(z.shape() == x.shape(), "ppresvar_nam_gate: Z and X must have one shape");
+  PD_CHECK(w.numel() == d.c, "ppresvar_nam_gate: W must have one value per channel");
+  auto y = like(x);
+  const float *pz = z.data<float>(), *pw = w.data<float>(), *px = x.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < d.n; ++b) {
+    for (int64_t c = 0; c < d.c; ++c) {
+      const int64_t o = (b * d.c + c) * d.hw;
+      const float wc = pw[c];
+      for (int64_t i = 0; i < d.hw; ++i) py[o + i] = sigmoidf(pz[o + i] * wc) * px[o + i];
+    }
+  }
+  return {y};
+}
+
+std::vector<paddle::Tensor> NamGateBackward(const paddle::Tensor& z, const paddle::Tensor& w,
+                                            const paddle::Tensor& x, const paddle::Tensor& dy) {
+  Dims d = dims_of(x);
+  auto dz = like(x);
+  auto dx = like(x);
+  auto dw = paddle::empty(w.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
+  const float *pz = z.data<float>(), *pw = w.data<float>(), *px = x.data<float>(), *pg = dy.data<float>();
+  float *pdz = dz.data<float>(), *pdx = dx.data<float>(), *pdw = dw.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < d.c; ++c) {
+    const float wc = pw[c];
+    double acc = 0.0;
+    for (int64_t b = 0; b < d.n; ++b) {
+      const int64_t o = (b * d.c + c) * d.hw;
+      float row = 0.0f;
+      for (int64_t i = 0; i < d.hw; ++i) {
+        const float s = sigmoidf(pz[o + i] * wc);
+        const float g = pg[o + i];
+        const float t = g * px[o + i] * s * (1.0f - s);  // d y / d (z w)
+        pdx[o + i] = g * s;
+        pdz[o + i] = t * wc;
+        row += t * pz[o + i];
+      }
+      acc += row;
+    }
+    pdw[c] = static_cast<float>(acc);
+  }
+  return {dz, dw, dx};
+}
+
+std::vector<std::vector<int64_t>> NamGateShape(const std::vector<int64_t>& z, const std::vector<int64_t>& w,
+                                               const std::vector<int64_t>& x) {
+  return {x};
+}
+
+std::vector<paddle::DataType> NamGateDtype(const paddle::DataType& z, const paddle::DataType& w,
+                                           const paddle::DataType& x) {
+  return {x};
+}
+
+PD_BUILD_OP(ppresvar_nam_gate)
+    .Inputs({"Z", "W", "X"})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(NamGateForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(NamGateShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(NamGateDtype));
+
+PD_BUILD_GRAD_OP(ppresvar_nam_gate)
+    .Inputs({"Z", "W", "X", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("Z"), paddle::Grad("W"), paddle::Grad("X")})
+    .SetKernelFn(PD_KERNEL(NamGateBackward));

@@ -1,5 +1,5 @@
-"""The multi-threaded batch-norm (+ addition, + ReLU) and Dynamic ReLU
-kernels against plain numpy formulas and paddle's ops (ppresvar.kernels)."""
+"""The multi-threaded batch-norm (+ addition, + ReLU), Dynamic ReLU and NAM
+gate kernels against plain numpy formulas and paddle's ops (ppresvar.kernels)."""
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -7,6 +7,7 @@ import pytest
 
 from ppresvar import kernels, runtime
 from ppresvar.layers.dyrelu import DyReLU
+from ppresvar.layers.nam import NAMChannel
 from ppresvar.layers.norm import BatchNorm2D, norm_act
 from test_conv import _train_losses
 
@@ -154,6 +155,77 @@ def test_dyrelu_from_relu_start_is_relu_inside_use(ops):
     x = paddle.randn([2, 8, 4, 4])
     with kernels.use(True):
         np.testing.assert_allclose(layer(x).numpy(), F.relu(x).numpy(), rtol=0, atol=1e-6)
+
+
+def _nam_gate_reference(z, w, x, g):
+    """y = sigmoid(z * w_c) * x in float64, and the gradients of sum(y * g)
+    by z, w and x, from the formulas."""
+    z, w, x, g = (a.astype("float64") for a in (z, w, x, g))
+    wc = w[None, :, None, None]
+    s = 1.0 / (1.0 + np.exp(-z * wc))
+    t = g * x * s * (1.0 - s)
+    return s * x, t * wc, (t * z).sum(axis=(0, 2, 3)), g * s
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_nam_gate_matches_formula(ops, shape):
+    rs = np.random.RandomState(sum(shape))
+    z, x, g = (rs.randn(*shape).astype("float32") * 2 for _ in range(3))
+    w = rs.rand(shape[1]).astype("float32") * 3
+    zt, wt, xt = (paddle.to_tensor(a, stop_gradient=False) for a in (z, w, x))
+    with kernels.use(True):
+        y = kernels.nam_gate(zt, wt, xt)
+    grads = paddle.grad([y], [zt, wt, xt], [paddle.to_tensor(g)])
+    ref = _nam_gate_reference(z, w, x, g)
+    for name, a, b in zip(("y", "z", "w", "x"), [y] + list(grads), ref):
+        assert _rel(a.numpy(), b) < 1e-5, name
+
+
+def test_nam_gate_finite_differences(ops):
+    rs = np.random.RandomState(5)
+    z, x, g = (rs.randn(2, 3, 3, 4).astype("float32") for _ in range(3))
+    w = np.array([0.5, 1.5, 1.0], "float32")
+
+    def loss(zv, wv, xv):
+        with kernels.use(True):
+            y = kernels.nam_gate(*(paddle.to_tensor(a) for a in (zv, wv, xv)))
+        return float((y.numpy().astype("float64") * g).sum())
+
+    zt, wt, xt = (paddle.to_tensor(a, stop_gradient=False) for a in (z, w, x))
+    with kernels.use(True):
+        y = kernels.nam_gate(zt, wt, xt)
+    grads = [t.numpy() for t in paddle.grad([y], [zt, wt, xt], [paddle.to_tensor(g)])]
+    h = 1e-2
+    for which, arr in enumerate((z, w, x)):
+        for i in rs.choice(arr.size, min(5, arr.size), replace=False):
+            plus, minus = [a.copy() for a in (z, w, x)], [a.copy() for a in (z, w, x)]
+            plus[which].reshape(-1)[i] += h
+            minus[which].reshape(-1)[i] -= h
+            numeric = (loss(*plus) - loss(*minus)) / (2 * h)
+            assert abs(numeric - grads[which].reshape(-1)[i]) < 1e-2 * max(1.0, abs(numeric))
+
+
+@pytest.mark.parametrize("weight_grad", [True, False])
+def test_nam_channel_inside_use_matches_paddle_ops(ops, weight_grad):
+    """NAM's channel attention (its batch norm and the gate) inside use
+    against the same layer on paddle's ops: outputs and the gradients of the
+    input and of the BN's scale and shift (through W_gamma too)."""
+    paddle.seed(3)
+    layer = NAMChannel(6, weight_grad=weight_grad)
+    rs = np.random.RandomState(1)
+    layer.bn.weight.set_value(paddle.to_tensor(rs.rand(6).astype("float32") + 0.5))
+    x_np, g_np = rs.randn(3, 6, 5, 5).astype("float32"), rs.randn(3, 6, 5, 5).astype("float32")
+    outs = []
+    for use in (True, False):
+        x = paddle.to_tensor(x_np, stop_gradient=False)
+        with kernels.use(use):
+            y = layer(x)
+        outs.append([y.numpy()] + [t.numpy() for t in paddle.grad([y], [x, layer.bn.weight, layer.bn.bias],
+                                                                     [paddle.to_tensor(g_np)])])
+    for name, a, b in zip(("y", "x", "gamma", "beta"), *outs):
+        assert _rel(a, b) < 1e-5, name
+    with kernels.use(True):
+        assert kernels.nam_gate(paddle.randn([2, 6, 3, 3]), paddle.rand([5]), paddle.randn([2, 6, 3, 3])) is None
 
 
 def _short_run(threads, steps=12):
