@@ -43,7 +43,7 @@ import paddle
 import paddle.nn.functional as F
 
 __all__ = ["KernelsUnavailable", "load", "available", "use", "active", "conv2d", "shortcut_a", "batch_norm", "dyrelu",
-           "resolve", "MODES",
+           "nam_gate", "add_relu", "resolve", "MODES",
            "ONEDNN_HEADERS", "ONEDNN_HEADERS_SHA256", "unpack_headers", "headers_cache"]
 
 MODES = ("auto", "onednn", "paddle")
@@ -417,3 +417,11 @@ def nam_gate(z, w, x):
     if not _applies(x) or list(z.shape) != list(x.shape) or w.shape != [x.shape[1]]:
         return None
     return _STATE["module"].ppresvar_nam_gate(_contiguous(z), w, _contiguous(x))
+
+
+def add_relu(a, b):
+    """``relu(a + b)`` (same shapes) in one multi-threaded kernel each way
+    inside :func:`use`; else ``None``."""
+    if not (_applies(a) and _applies(b)) or list(a.shape) != list(b.shape):
+        return None
+    return _STATE["module"].ppresvar_add_relu(_contiguous(a), _contiguous(b))

@@ -8,6 +8,9 @@
 //   ppresvar_bn_add_act: y = act(bn(x) + residual)
 //   ppresvar_dyrelu:     y = max_k (a_k x + b_k)    (Dynamic ReLU's apply)
 //   ppresvar_nam_gate:   y = sigmoid(z * w_c) * x   (NAM's channel attention)
+//   ppresvar_add_relu:   y = max(a + b, 0)          (a block's last addition and
+//                                                    ReLU where no BN precedes it:
+//                                                    after NAM, SE or drop path)
 //
 // bn is training-mode batch norm over (N, H, W) per channel, NCHW:
 // xhat = (x - mean) * invstd, invstd = 1 / sqrt(var + eps), var biased, and
@@ -467,3 +470,53 @@ PD_BUILD_GRAD_OP(ppresvar_nam_gate)
     .Inputs({"Z", "W", "X", paddle::Grad("Out")})
     .Outputs({paddle::Grad("Z"), paddle::Grad("W"), paddle::Grad("X")})
     .SetKernelFn(PD_KERNEL(NamGateBackward));
+
+// ---------------------------------------------------------------------------
+// ppresvar_add_relu: y = max(a + b, 0), any shape (a and b alike);
+// dA = dB = dy where y > 0, else 0 (paddle's ReLU gradient at 0 is 0 too).
+
+std::vector<paddle::Tensor> AddReluForward(const paddle::Tensor& a, const paddle::Tensor& b) {
+  check(a, "ppresvar_add_relu");
+  check(b, "ppresvar_add_relu");
+  PD_CHECK(a.shape() == b.shape(), "ppresvar_add_relu: A and B must have one shape");
+  auto y = like(a);
+  const float *pa = a.data<float>(), *pb = b.data<float>();
+  float* py = y.data<float>();
+  const int64_t n = a.numel();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) py[i] = std::max(pa[i] + pb[i], 0.0f);
+  return {y};
+}
+
+std::vector<paddle::Tensor> AddReluBackward(const paddle::Tensor& y, const paddle::Tensor& dy) {
+  auto da = like(y);
+  auto db = like(y);
+  const float *py = y.data<float>(), *pg = dy.data<float>();
+  float *pda = da.data<float>(), *pdb = db.data<float>();
+  const int64_t n = y.numel();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = py[i] > 0.0f ? pg[i] : 0.0f;
+    pda[i] = g;
+    pdb[i] = g;
+  }
+  return {da, db};
+}
+
+std::vector<std::vector<int64_t>> AddReluShape(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  return {a};
+}
+
+std::vector<paddle::DataType> AddReluDtype(const paddle::DataType& a, const paddle::DataType& b) { return {a}; }
+
+PD_BUILD_OP(ppresvar_add_relu)
+    .Inputs({"A", "B"})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(AddReluForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(AddReluShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(AddReluDtype));
+
+PD_BUILD_GRAD_OP(ppresvar_add_relu)
+    .Inputs({"Out", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("A"), paddle::Grad("B")})
+    .SetKernelFn(PD_KERNEL(AddReluBackward));

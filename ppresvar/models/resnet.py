@@ -104,7 +104,8 @@ class _Block(nn.Layer):
     def _finish(self, bn, z, x):
         """``act_out(drop_path(attn(bn(z))) + shortcut(x))``; without
         attention and drop path, the batch norm, the addition and a ReLU are
-        one kernel in CPU training (:func:`norm_act`)."""
+        one kernel in CPU training (:func:`norm_act`), with them the addition
+        and a ReLU are."""
         identity = x if self.shortcut is None else self.shortcut(x)
         if self.attn is None and self.drop_path is None:
             return norm_act(bn, self.act_out, z, identity)
@@ -113,6 +114,10 @@ class _Block(nn.Layer):
             y = self.attn(y)
         if self.drop_path is not None:
             y = self.drop_path(y)
+        if isinstance(self.act_out, nn.ReLU):
+            fused = kernels.add_relu(y, identity)
+            if fused is not None:
+                return fused
         return self.act_out(y + identity)
 
 

@@ -1,5 +1,6 @@
-"""The multi-threaded batch-norm (+ addition, + ReLU), Dynamic ReLU and NAM
-gate kernels against plain numpy formulas and paddle's ops (ppresvar.kernels)."""
+"""The multi-threaded batch-norm (+ addition, + ReLU), Dynamic ReLU, NAM
+gate and addition + ReLU kernels against plain numpy formulas and paddle's
+ops (ppresvar.kernels)."""
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -226,6 +227,96 @@ def test_nam_channel_inside_use_matches_paddle_ops(ops, weight_grad):
         assert _rel(a, b) < 1e-5, name
     with kernels.use(True):
         assert kernels.nam_gate(paddle.randn([2, 6, 3, 3]), paddle.rand([5]), paddle.randn([2, 6, 3, 3])) is None
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_add_relu_matches_formula(ops, shape):
+    """relu(a + b) and its gradients from the formula in float64, with exact
+    zeros among the sums (paddle's ReLU passes no gradient at 0; neither may
+    the kernel)."""
+    rs = np.random.RandomState(sum(shape))
+    a, g = rs.randn(*shape).astype("float32"), rs.randn(*shape).astype("float32")
+    b = rs.randn(*shape).astype("float32")
+    b.reshape(-1)[::3] = -a.reshape(-1)[::3]                 # a + b == 0 exactly
+    at, bt = (paddle.to_tensor(v, stop_gradient=False) for v in (a, b))
+    with kernels.use(True):
+        y = kernels.add_relu(at, bt)
+    da, db = paddle.grad([y], [at, bt], [paddle.to_tensor(g)])
+    z = a.astype("float64") + b
+    ref_y, ref_g = np.maximum(z, 0.0), g * (z > 0)
+    assert _rel(y.numpy(), ref_y) < 1e-6
+    assert _rel(da.numpy(), ref_g) < 1e-6 and _rel(db.numpy(), ref_g) < 1e-6
+    # the same as paddle's ops, exactly
+    at2, bt2 = (paddle.to_tensor(v, stop_gradient=False) for v in (a, b))
+    y2 = F.relu(at2 + bt2)
+    da2, db2 = paddle.grad([y2], [at2, bt2], [paddle.to_tensor(g)])
+    for mine, theirs in ((y, y2), (da, da2), (db, db2)):
+        assert np.array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_add_relu_finite_differences(ops):
+    rs = np.random.RandomState(2)
+    a, b, g = (rs.randn(2, 3, 4, 5).astype("float32") for _ in range(3))
+    a += np.sign(a + b) * 0.2                                 # no sum within 0.1 of the kink
+
+    def loss(av, bv):
+        with kernels.use(True):
+            y = kernels.add_relu(paddle.to_tensor(av), paddle.to_tensor(bv))
+        return float((y.numpy().astype("float64") * g).sum())
+
+    at, bt = (paddle.to_tensor(v, stop_gradient=False) for v in (a, b))
+    with kernels.use(True):
+        y = kernels.add_relu(at, bt)
+    grads = [t.numpy() for t in paddle.grad([y], [at, bt], [paddle.to_tensor(g)])]
+    h = 1e-2
+    for which, arr in enumerate((a, b)):
+        for i in rs.choice(arr.size, 6, replace=False):
+            plus, minus = [v.copy() for v in (a, b)], [v.copy() for v in (a, b)]
+            plus[which].reshape(-1)[i] += h
+            minus[which].reshape(-1)[i] -= h
+            numeric = (loss(*plus) - loss(*minus)) / (2 * h)
+            assert abs(numeric - grads[which].reshape(-1)[i]) < 1e-3 * max(1.0, abs(numeric))
+
+
+def test_add_relu_dispatch(ops):
+    a = paddle.randn([2, 3, 4, 4])
+    assert kernels.add_relu(a, a) is None                                     # outside use: paddle's ops
+    with kernels.use(True):
+        assert kernels.add_relu(a, paddle.randn([2, 3, 4, 1])) is None        # broadcasting: paddle's
+        assert kernels.add_relu(paddle.randn([6, 4]), paddle.randn([6, 4])) is None   # not 4-D
+        assert kernels.add_relu(a, a) is not None
+
+
+@pytest.mark.parametrize("attn", ["nam", "se"])
+def test_a_block_with_attention_inside_use_matches_paddle_ops(ops, attn, monkeypatch):
+    """A BasicBlock whose tail is attention, then the addition and ReLU (the
+    add_relu kernel), against the same block on paddle's ops: the output and
+    the gradients of the input and of every parameter."""
+    import functools
+
+    from ppresvar.layers.nam import NAM
+    from ppresvar.layers.se import SqueezeExcite
+    from ppresvar.models.resnet import BasicBlock, make_shortcut
+
+    paddle.seed(4)
+    layer = functools.partial(NAM) if attn == "nam" else functools.partial(SqueezeExcite, rd_ratio=0.25)
+    block = BasicBlock(4, 8, stride=2, shortcut=make_shortcut("B", 4, 8, 2, 0.9), attn_layer=layer,
+                       spatial_size=(4, 4))
+    rs = np.random.RandomState(0)
+    x_np, g_np = rs.randn(3, 4, 8, 8).astype("float32"), rs.randn(3, 8, 4, 4).astype("float32")
+    params = [p for p in block.parameters() if not p.stop_gradient]
+    fused, calls = kernels.add_relu, []
+    monkeypatch.setattr(kernels, "add_relu", lambda a, b: calls.append(1) or fused(a, b))
+    outs = []
+    for use in (True, False):
+        x = paddle.to_tensor(x_np, stop_gradient=False)
+        with kernels.use(use):
+            y = block(x)
+        outs.append([y.numpy()] + [t.numpy() for t in paddle.grad([y], [x] + params, [paddle.to_tensor(g_np)])])
+    assert len(calls) == 2                      # the block's tail asked for the kernel each time...
+    assert (outs[0][0] == 0).any() and (outs[0][0] > 0).any()                # the ReLU does something
+    for i, (a, b) in enumerate(zip(*outs)):
+        assert _rel(a, b) < 1e-5, i
 
 
 def _short_run(threads, steps=12):
