@@ -258,14 +258,19 @@ def test_orderings_reproduced_reversed_or_not_resolved():
     assert "**reproduced**" in _orderings([10.0, 10.2], [8.0, 8.1], metric="test_error")
 
 
+def fake_seeds(results, experiment, rows, per_seed):
+    """Kept runs of ``rows`` of one experiment: ``per_seed[s]`` holds each row's top-1 for seed s."""
+    for seed, values in enumerate(per_seed):
+        for row, top1 in zip(rows, values):
+            fake_run(results, experiment, row, seed, top1)
+
+
 def test_the_gap_to_the_paper_is_split_into_data_and_port(tmp_path):
     manifest, results = fixture_manifest(tmp_path), str(tmp_path / "results")
     manifest["err"]["gap"] = {"ppresvar": "r20", "torch": "r20_torch", "parity": "parity"}
     manifest["err"]["rows"]["r20_torch"] = {"label": "R20 torch", "torch": [], "seeds": [0], "budget": "64k",
                                             "paper": {"value": 8.75, "source": "He"}, "eval": {"config": "x"}}
-    for seed, top1 in ((0, 0.85), (1, 0.86)):
-        fake_run(results, "parity", "a", seed, top1)
-        fake_run(results, "parity", "b", seed, top1 + 0.001)
+    fake_seeds(results, "parity", ("a", "b"), ((0.85, 0.851), (0.86, 0.861)))
     fake_run(results, "err", "r20", 0, 0.8731)         # 12.69 % error
     fake_run(results, "err", "r20_torch", 0, 0.8850)   # 11.50 %
     md = ledger.experiment_markdown(manifest, results, "err")
@@ -335,15 +340,11 @@ def test_pairs_say_whether_two_ways_of_training_agree(tmp_path):
     manifest["err"]["pairs"] = [["r20", "r56"]]
     md = ledger.experiment_markdown(manifest, results, "err")
     assert "| R20 / R56 | - | - | - | not resolved: fewer than 2 seeds |" in md
-    for seed, (a, b) in enumerate(((0.90, 0.91), (0.92, 0.915))):
-        fake_run(results, "err", "r20", seed, a)
-        fake_run(results, "err", "r56", seed, b)
+    fake_seeds(results, "err", ("r20", "r56"), ((0.90, 0.91), (0.92, 0.915)))
     md = ledger.experiment_markdown(manifest, results, "err")   # error rates: 10.0/8.0 vs 9.0/8.5
     assert "| R20 / R56 | 9.00 vs 8.75 (n=2, 2) | +0.25 | 2.00 | **agree** |" in md
     other = str(tmp_path / "other")
-    for seed, (a, b) in enumerate(((0.90, 0.95), (0.901, 0.951))):
-        fake_run(other, "err", "r20", seed, a)
-        fake_run(other, "err", "r56", seed, b)
+    fake_seeds(other, "err", ("r20", "r56"), ((0.90, 0.95), (0.901, 0.951)))
     assert "| +5.00 | 0.10 | **differ** |" in ledger.experiment_markdown(manifest, other, "err")
 
 
