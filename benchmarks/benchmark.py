@@ -14,7 +14,7 @@ threads it ran with.
 End to end (--end-to-end): one real epoch of ``tools/train.py -c
 configs/resnet20.yaml`` as a user types it (as configured, with ``-o
 Global.cpu_kernels=paddle``, under ``paddle.distributed.launch`` with 2
-processes, and with ``-o Global.cpu_processes=1``), timed whole and from its
+processes, and with ``-o Global.cpu_processes=2``), timed whole and from its
 metrics.jsonl, against one epoch of a plain PyTorch loop on the same archive.
 
 Writes a markdown table and JSON. Run it on a quiet machine: other processes

@@ -133,7 +133,7 @@ def data_overrides(config, archive):
             out += ["%s.batch_size=%d" % (key, SMOKE_BATCH), "%s.num_workers=0" % key]
     if smoke():
         lr = ((cfg.get("Optimizer") or {}).get("lr") or {})
-        # one process: spawning ranks costs more than two iterations of 8 images
+        # one process (also the default; said, in case a config asks for data parallel)
         out += ["Global.epochs=%d" % SMOKE_EPOCHS, "Global.iterations=null", "Global.print_batch_step=1",
                 "Global.cpu_processes=1"]
         out += ["Optimizer.lr.%s=0" % k for k in sorted(lr) if k.startswith("warmup") and k != "warmup_start_lr"]

@@ -32,8 +32,8 @@ def run_tool(name, args, **kw):
 
 def cifar_args(archive, out, run_name, epochs=2, val=32, batch=32, processes=1):
     """configs/resnet20.yaml shortened to a tiny CIFAR-format archive (one
-    process unless ``processes`` says otherwise: tests/engine/test_launch.py
-    covers the one-process-per-core default)."""
+    process unless ``processes`` says otherwise: tests/tools/test_launch.py
+    covers data parallel)."""
     return ["-c", os.path.join(ROOT, "configs", "resnet20.yaml"),
             "-o", "Global.cpu_processes=%d" % processes,
             "-o", "DataLoader.*.dataset.data_file=%s" % archive,

@@ -5,8 +5,8 @@
     python tools/train.py --resume output/resnet20/checkpoints/last.pdckpt [-c FILE] [-o ...]
     python tools/train.py -c configs/resnet20.yaml --seeds 3      (seeds S, S+1, S+2; mean and spread)
 
-On a CPU it runs as one data-parallel process per core (Global.cpu_processes,
-see ppresvar/engine/launch.py; -o Global.cpu_processes=1 for one process).
+On a CPU it runs as one process using every core; -o Global.cpu_processes=N
+runs N data-parallel processes sharing the batch (ppresvar/engine/launch.py).
 Data parallel: python -m paddle.distributed.launch --nproc_per_node=N tools/train.py -c FILE
 """
 import json

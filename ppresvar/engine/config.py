@@ -65,8 +65,8 @@ SCHEMA = {
         "iterations": ("int?", None),         # when set, training stops after this many steps
         "print_batch_step": ("int", 20),
         "cpu_threads": ("int?", None),        # default: every core (divided among processes)
-        # tools/train.py on a CPU: null = one data-parallel process per core, batch_size split
-        # among them (engine/launch.py); 1 = one process using every core
+        # tools/train.py on a CPU: null or 1 = one process using every core; N > 1 = N
+        # data-parallel processes, batch_size split among them (engine/launch.py)
         "cpu_processes": ("int?", None),
         # convolutions on CPU: oneDNN kernels (ppresvar.kernels) or paddle's own;
         # auto: oneDNN when it builds here, else paddle's with one warning line

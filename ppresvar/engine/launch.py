@@ -1,17 +1,18 @@
-"""One process per core for CPU training (``Global.cpu_processes``).
+"""Data-parallel CPU training on one machine (``Global.cpu_processes``).
 
-On a CPU, paddle's element-wise kernels (batch norm, ReLU, additions) run
-on one thread, so a process using every core leaves cores idle for much of
-a step; data-parallel processes of one thread each keep them busy (ResNet-20
-on this project's 2-core machine: see docs/benchmarks.md). So
-``tools/train.py`` on a CPU re-launches itself under
-``paddle.distributed.launch`` with one process per core (never fewer than
-``BN_SAFE_IMAGES`` images of the batch a process), unless it already runs
-under a launcher. The config's ``DataLoader.Train.batch_size`` stays the
-*global* batch: each of the N processes takes ``batch_size / N`` (what
-changes: batch-norm statistics are taken over each process's share, and
-the augmentation draws are per process), the learning-rate schedule and the
-iterations per epoch are those of one process.
+By default ``tools/train.py`` trains on a CPU as one process using every
+core: ppresvar's multi-threaded kernels (convolutions, batch norm with its
+ReLU and residual addition, the option-A shortcut, DyReLU, NAM's gate; see
+docs/cpu_kernels.md) keep the cores busy, and batch norm sees the config's
+whole batch on any machine, so the recipe does not change with the core
+count. ``Global.cpu_processes: N`` (N > 1) asks for N data-parallel
+processes instead: ``tools/train.py`` re-launches itself under
+``paddle.distributed.launch`` and the config's ``DataLoader.Train.batch_size``
+stays the *global* batch: each process takes ``batch_size / N`` (what
+changes: batch-norm statistics are taken over each process's share, and the
+augmentation draws are per process), the learning-rate schedule and the
+iterations per epoch are those of one process. A share below
+``BN_SAFE_IMAGES`` images runs as asked, with one line saying so.
 
 Under a launcher the user starts (``python -m paddle.distributed.launch``),
 ``batch_size`` is per process, as before.
@@ -25,7 +26,6 @@ import sys
 import tempfile
 import time
 
-from .. import runtime
 from ..errors import ConfigError
 
 __all__ = ["BN_SAFE_IMAGES", "processes_for", "split_batch", "relaunch", "record_failure", "failure_report", "SPLIT_ENV",
@@ -40,36 +40,25 @@ _NOISE = re.compile(r"^(LAUNCH (INFO|WARNING|ERROR)|[IWE]\d{4} \d\d:\d\d|=+( Mod
 
 
 # Batch norm over fewer images than this per process is noisier than the
-# recipe meant (docs/training.md, "Data parallel"): the default never splits
-# the batch below it, and an explicit Global.cpu_processes that does is said.
+# recipe meant (docs/training.md, "Data parallel"): an explicit
+# Global.cpu_processes that splits the batch below it is said in one line.
 BN_SAFE_IMAGES = 32
 
 
 def processes_for(cfg, device, say=None):
-    """How many processes ``tools/train.py`` should run: 1 on GPU, under a
-    launcher, or where ``Global.cpu_processes`` or the batch says so. The
-    default is one per core, but never so many that a process's share of
-    the batch falls below ``BN_SAFE_IMAGES`` (the cores left over become
-    threads of each process); an explicit count that does is run, with one
-    ``say`` line."""
+    """How many processes ``tools/train.py`` should run: ``Global.cpu_processes``
+    on a CPU (null, the default, is one process using every core), and 1 on
+    GPU or under a launcher. A count that does not divide the batch is
+    refused; one that leaves a process fewer than ``BN_SAFE_IMAGES`` images
+    runs, with one ``say`` line."""
     g = cfg["Global"]
-    want = g["cpu_processes"]
-    if device != "cpu" or os.environ.get("PADDLE_TRAINERS_NUM"):
+    if device != "cpu" or os.environ.get("PADDLE_TRAINERS_NUM") or not g["cpu_processes"]:
         return 1
-    auto = want is None
-    n = runtime.available_cores() if auto else int(want)
-    if g["cpu_threads"] and auto:
-        return 1  # the user chose threads for one process
+    n = int(g["cpu_processes"])
     batch = cfg["DataLoader"]["Train"]["batch_size"] if cfg["DataLoader"].get("Train") else 0
-    if auto:
-        n = min(n, max(1, batch // BN_SAFE_IMAGES))
-        while n > 1 and batch % n:
-            n -= 1
     if n > 1 and (batch < n or batch % n):
-        if not auto:
-            raise ConfigError("Global.cpu_processes=%d does not divide DataLoader.Train.batch_size=%d: "
-                              "choose a divisor, or cpu_processes: 1" % (n, batch))
-        return 1
+        raise ConfigError("Global.cpu_processes=%d does not divide DataLoader.Train.batch_size=%d: "
+                          "choose a divisor, or cpu_processes: 1" % (n, batch))
     if n > 1 and batch // n < BN_SAFE_IMAGES and say is not None:
         say("ppresvar: Global.cpu_processes=%d gives each process %d images of the batch of %d: batch norm over "
             "fewer than %d images is noisier than the recipe meant (docs/training.md, Data parallel)"
@@ -178,8 +167,8 @@ def relaunch(n, script, argv):
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(n), "--log_dir", log_dir,
            script] + list(argv)
     env = dict(os.environ, **{SPLIT_ENV: "1", FAILURE_ENV: log_dir})
-    print("ppresvar: training as %d data-parallel processes (Global.cpu_processes; "
-          "-o Global.cpu_processes=1 for one)" % n, flush=True)
+    print("ppresvar: training as %d data-parallel processes (Global.cpu_processes=%d; "
+          "null or 1 for one process using every core)" % (n, n), flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             universal_newlines=True, bufsize=1)
     errors, killed = [], []

@@ -85,14 +85,16 @@ def _fake_result():
         name = name or label.split()[0]
         return {"model": name, "options": {}, "label": label,
                 "meta": {"params_trainable": 10, "flops": 2e6},
-                "train": {"ppresvar": {"train_img_s": train}, "dp": {"train_img_s": train * 1.5}},
+                "train": {"ppresvar": {"train_img_s": train}, "dp": {"train_img_s": train * 1.5},
+                          "onednn": {"train_img_s": train * 2}, "dp_onednn": {"train_img_s": train * 1.6},
+                          "onednn_1t": {"train_img_s": train * 1.25}},
                 "infer": {"eager_img_s": 50.0, "predictor_onednn_img_s": 300.0, "onnxruntime_img_s": 400.0}}
 
     torch = {"torch": "x", "models": {
         "resnet20": {"params_trainable": 10, "train_img_s": 300.0, "train_channels_last_img_s": 400.0,
                      "eager_img_s": 100.0, "compile_img_s": 200.0}}}
     return {"config": {"steps": 3, "warmup": 1, "batch": 8, "infer_batch": 8, "num_classes": 10,
-                       "settings": ["ppresvar", "dp"], "max_seconds": None},
+                       "settings": ["ppresvar", "dp", "onednn", "dp_onednn", "onednn_1t"], "max_seconds": None},
             "machine": {"cpu": "cpu", "cores": 2}, "torch": torch,
             "models": [row("resnet20", 100.0), row("rir18", 30.0), row("rir18 fused=False", 10.0),
                        row("resnet18", 20.0), row("resnet18_dyrelu_c", 10.0)],
@@ -102,15 +104,20 @@ def _fake_result():
 def test_summary_and_goals():
     rows, goals = bench.summarize(_fake_result())
     r20 = rows[0]
-    assert r20["best_train"] == 150.0 and r20["best_train_setting"] == "dp"
-    assert r20["train_ratio"] == pytest.approx(150.0 / 400.0)
+    assert r20["best_train"] == 200.0 and r20["best_train_setting"] == "onednn"
+    assert r20["train_ratio"] == pytest.approx(200.0 / 400.0)
     assert r20["infer_ratio"] == pytest.approx(2.0)
     g = {text: value for text, value, _, _ in goals}
-    assert g["input pipeline >= 20x resnet20 training"] == pytest.approx(4000.0 / 150.0)
+    assert g["input pipeline >= 20x resnet20 training"] == pytest.approx(4000.0 / 200.0)
     assert g["fused RiR-18 training >= 1.5x four convolutions"] == pytest.approx(3.0)
+    # the default setting's steps: one process, every core, the kernels
     assert g["DyReLU-C ResNet-18 step <= 1.3x ReLU ResNet-18 step"] == pytest.approx(2.0)
+    assert g["resnet20 one process >= data parallel"] == pytest.approx(2.0 / 1.6)
+    assert g["resnet20 2 threads >= 1.8x one thread"] == pytest.approx(2.0 / 1.25)
     md = bench.to_markdown(_fake_result(), "python benchmarks/benchmark.py")
-    assert "10 (equal)" in md and "| input pipeline >= 20x resnet20 training | 26.67x | yes |" in md
+    assert "10 (equal)" in md and "| input pipeline >= 20x resnet20 training | 20.00x | yes |" in md
+    assert "| resnet20 one process >= data parallel | 1.25x | yes |" in md
+    assert "| resnet20 2 threads >= 1.8x one thread | 1.60x | no |" in md
 
 
 def test_markdown_between_markers(tmp_path):

@@ -1,9 +1,10 @@
-"""tools/train.py on a CPU: one data-parallel process per core (engine/launch.py)."""
+"""tools/train.py on a CPU: one process by default, data parallel when asked (engine/launch.py)."""
 import copy
 import os
 
 import pytest
 
+from ppresvar import runtime
 from ppresvar.engine import launch
 from ppresvar.engine.config import load_config
 from ppresvar.errors import ConfigError
@@ -18,40 +19,38 @@ def cfg():
 
 
 def test_how_many_processes(cfg, monkeypatch):
+    """One process by default, on any core count: batch norm sees the
+    config's batch whatever the machine; data parallel only when asked."""
     monkeypatch.delenv("PADDLE_TRAINERS_NUM", raising=False)
-    monkeypatch.setattr(launch.runtime, "available_cores", lambda: 4)
-    assert launch.processes_for(cfg, "cpu") == 4        # default: one per core
-    assert launch.processes_for(cfg, "gpu") == 1        # never on GPU
+    for cores in (1, 2, 4, 16, 64):
+        monkeypatch.setattr(runtime, "available_cores", lambda: cores)
+        assert launch.processes_for(cfg, "cpu") == 1    # default: one process using every core
     c = copy.deepcopy(cfg)
     c["Global"]["cpu_processes"] = 1
     assert launch.processes_for(c, "cpu") == 1
-    c["Global"]["cpu_processes"], c["Global"]["cpu_threads"] = None, 2
-    assert launch.processes_for(c, "cpu") == 1          # threads chosen: one process
-    c = copy.deepcopy(cfg)
-    c["DataLoader"]["Train"]["batch_size"] = 126         # not divisible by 4: the largest count that divides it
-    assert launch.processes_for(c, "cpu") == 3
-    c["DataLoader"]["Train"]["batch_size"] = 127         # none does: one process
-    assert launch.processes_for(c, "cpu") == 1
-    c["DataLoader"]["Train"]["batch_size"] = 126
-    c["Global"]["cpu_processes"] = 4                     # ...unless asked for: refused
+    c["Global"]["cpu_processes"] = 4
+    assert launch.processes_for(c, "cpu") == 4          # asked for
+    assert launch.processes_for(c, "gpu") == 1          # never on GPU
+    c["DataLoader"]["Train"]["batch_size"] = 126         # a count that does not divide the batch: refused
     with pytest.raises(ConfigError, match="does not divide"):
         launch.processes_for(c, "cpu")
+    c["DataLoader"]["Train"]["batch_size"] = 3
+    with pytest.raises(ConfigError, match="does not divide"):
+        launch.processes_for(c, "cpu")
+    c["DataLoader"]["Train"]["batch_size"] = 128
     monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")       # already under a launcher
-    assert launch.processes_for(cfg, "cpu") == 1
+    assert launch.processes_for(c, "cpu") == 1
 
 
-def test_the_default_never_splits_batch_norm_below_the_safe_size(cfg, monkeypatch):
-    """On 16 or 64 cores, batch 128: 4 processes of 32 images (the other
-    cores are threads), not 16 of 8 or 64 of 2; an explicit count below the
-    safe size runs, and says so in one line."""
+def test_a_count_that_splits_batch_norm_below_the_safe_size_says_so(cfg, monkeypatch):
+    """An explicit count that leaves a process fewer than 32 images runs as
+    asked, with one line; one that does not is silent."""
     monkeypatch.delenv("PADDLE_TRAINERS_NUM", raising=False)
     said = []
-    for cores, batch, want in ((16, 128, 4), (64, 128, 4), (2, 128, 2), (64, 256, 8), (16, 96, 3), (8, 40, 1)):
-        monkeypatch.setattr(launch.runtime, "available_cores", lambda: cores)
+    for n, batch in ((2, 128), (4, 128), (8, 256), (1, 8)):
         c = copy.deepcopy(cfg)
-        c["DataLoader"]["Train"]["batch_size"] = batch
-        assert launch.processes_for(c, "cpu", say=said.append) == want, (cores, batch)
-        assert batch // want >= launch.BN_SAFE_IMAGES or want == 1
+        c["Global"]["cpu_processes"], c["DataLoader"]["Train"]["batch_size"] = n, batch
+        assert launch.processes_for(c, "cpu", say=said.append) == n
     assert said == []
     c = copy.deepcopy(cfg)
     c["Global"]["cpu_processes"] = 8
