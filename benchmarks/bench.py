@@ -15,7 +15,10 @@ environment variables that count only before paddle loads:
 ``onednn``     ``ppresvar`` with the convolutions on ppresvar's oneDNN
                kernels (``ppresvar.kernels.use(True)``, what the trainer does
                with ``Global.cpu_kernels`` auto/onednn): ``tools/train.py``'s
-               CPU default, one process using every core.
+               CPU default, one process using every core (plain ResNets
+               channels-last inside, ``Global.cpu_channels_last``).
+``onednn_nchw`` ``onednn`` with ``Global.cpu_channels_last: false`` (NCHW
+               activations, reordered to oneDNN's blocked layout per call).
 ``onednn_1t``  ``onednn`` on one thread (how the step scales with threads).
 ``dp``         ``paddle.distributed.launch`` with one process per core, one
                thread each, the global batch split between them (gloo).
@@ -72,6 +75,7 @@ SETTINGS = {
     "ppresvar": {"threads": "cores", "processes": 1, "kernels": "paddle"},
     "onednn": {"threads": "cores", "processes": 1, "kernels": "onednn"},
     "onednn_1t": {"threads": 1, "processes": 1, "kernels": "onednn"},
+    "onednn_nchw": {"threads": "cores", "processes": 1, "kernels": "onednn", "channels_last": False},
     "dp": {"threads": 1, "processes": "cores", "kernels": "paddle"},
     "dp_onednn": {"threads": 1, "processes": "cores", "kernels": "onednn"},
 }
@@ -268,7 +272,7 @@ def _kernels_context(spec):
         return contextlib.nullcontext()
     from ppresvar import kernels
 
-    return kernels.use(True)
+    return kernels.use(True, channels_last=spec.get("channels_last", True))
 
 
 def _count_onednn_calls(step):
@@ -441,6 +445,7 @@ def spawn(spec, setting="ppresvar", python=None, log=None, timeout=3600, extra_e
     # defaults: paddle sets its own (1, from OMP_NUM_THREADS=1), the worker nothing
     spec["threads"] = None if setting == "defaults" else threads
     spec["kernels"] = kernels
+    spec["channels_last"] = SETTINGS[setting].get("channels_last", True)
     env = child_env(threads, extra_env=extra_env, paddle_defaults=setting == "defaults")
     with tempfile.TemporaryDirectory() as d:
         spec["result_file"] = os.path.join(d, "result.json")
@@ -597,6 +602,8 @@ E2E_SETTINGS = {
                        "title": "ppresvar `-o Global.cpu_kernels=paddle`"},
     "dp": {"overrides": [], "launch": True,
            "title": "ppresvar `paddle.distributed.launch` data parallel"},
+    "nchw": {"overrides": ["Global.cpu_channels_last=false"], "launch": False,
+             "title": "ppresvar `-o Global.cpu_channels_last=false` (NCHW activations)"},
     "one_process": {"overrides": ["Global.cpu_processes=1"], "launch": False,
                     "title": "ppresvar `-o Global.cpu_processes=1`"},
     # the data-parallel processes tools/train.py starts itself (the CPU default before one process was)
@@ -912,6 +919,7 @@ def _best(d, keys):
 TRAIN_NAMES = {"defaults": "paddle defaults (1 thread)", "ppresvar": "ppresvar, paddle kernels (all cores)",
                "onednn": "ppresvar, oneDNN kernels (all cores)",
                "onednn_1t": "ppresvar, oneDNN kernels (1 thread)",
+               "onednn_nchw": "ppresvar, oneDNN kernels, NCHW (all cores)",
                "dp": "ppresvar data parallel, paddle kernels (1 proc/core)",
                "dp_onednn": "ppresvar data parallel, oneDNN kernels (1 proc/core)"}
 

@@ -247,7 +247,7 @@ class Trainer(object):
             if self.main:
                 save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
                 self.writer.truncate(self.epoch)
-            with kernels.use(self.kernels == "onednn"):
+            with kernels.use(self.kernels == "onednn", channels_last=self.cfg["Global"]["cpu_channels_last"]):
                 self._loop(best_key)
             return self._finish()
         except BaseException as e:

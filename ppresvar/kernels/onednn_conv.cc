@@ -5,10 +5,12 @@
 // backward-data and backward-weights (+ bias) through that library instead.
 // See ppresvar/kernels/__init__.py for how they are built and dispatched.
 //
-// Tensors in and out are plain NCHW / OIHW float32 (what paddle holds); each
-// primitive picks its own activation and weight layouts (format "any") and
-// the reorders to and from them are primitives too.  Primitives are cached
-// per shape.
+// Weights are plain OIHW float32 (what paddle holds).  Activations are plain
+// NCHW, each primitive then picking its own layout (format "any", a blocked
+// one) with reorders to and from it; or, with the `nhwc` attribute,
+// channels-last NHWC tensors ([N, H, W, C]) that the primitives take as they
+// are (format nhwc), so that a network kept channels-last between its layers
+// runs no activation reorder at all.  Primitives are cached per shape.
 //
 // Only C calls that paddle's library exports are used: the C++ wrappers of
 // newer headers call `_v2` functions (dnnl_memory_create_v2, ...) that it
@@ -109,14 +111,20 @@ void* as_layout(Reorder& r, const void* user, Scratch& keep) {
 struct ConvShape {
   int64_t n, c, h, w, o, kh, kw, oh, ow;
   int64_t sh, sw, ph, pw, dh, dw;
-  bool bias;
+  bool bias, nhwc;
 
   std::string key() const {
     char buf[256];
-    std::snprintf(buf, sizeof(buf), "%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%d", (long)n,
+    std::snprintf(buf, sizeof(buf), "%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%d,%d", (long)n,
                   (long)c, (long)h, (long)w, (long)o, (long)kh, (long)kw, (long)sh, (long)sw,
-                  (long)ph, (long)pw, (long)(dh * 1000 + dw), bias ? 1 : 0);
+                  (long)ph, (long)pw, (long)(dh * 1000 + dw), bias ? 1 : 0, nhwc ? 1 : 0);
     return buf;
+  }
+  std::vector<int64_t> x_shape() const {
+    return nhwc ? std::vector<int64_t>{n, h, w, c} : std::vector<int64_t>{n, c, h, w};
+  }
+  std::vector<int64_t> y_shape() const {
+    return nhwc ? std::vector<int64_t>{n, oh, ow, o} : std::vector<int64_t>{n, o, oh, ow};
   }
 };
 
@@ -139,11 +147,12 @@ struct ConvPrims {
   explicit ConvPrims(const ConvShape& s) {
     memory::dims x{s.n, s.c, s.h, s.w}, wt{s.o, s.c, s.kh, s.kw}, y{s.n, s.o, s.oh, s.ow}, b{s.o};
     memory::dims strides{s.sh, s.sw}, dil{s.dh - 1, s.dw - 1}, pad{s.ph, s.pw};
-    x_user = memory::desc(x, dt::f32, tag::nchw);
+    tag user = s.nhwc ? tag::nhwc : tag::nchw;
+    x_user = memory::desc(x, dt::f32, user);
     w_user = memory::desc(wt, dt::f32, tag::oihw);
-    y_user = memory::desc(y, dt::f32, tag::nchw);
+    y_user = memory::desc(y, dt::f32, user);
     b_md = memory::desc(b, dt::f32, tag::x);
-    tag act = activation_tag();
+    tag act = s.nhwc ? tag::nhwc : activation_tag();
     memory::desc x_any(x, dt::f32, act), y_any(y, dt::f32, act), w_any(wt, dt::f32, tag::any);
     auto prop = dnnl::prop_kind::forward_training;
     auto alg = dnnl::algorithm::convolution_direct;
@@ -198,17 +207,18 @@ int64_t out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil
 }
 
 ConvShape shape_of(const paddle::Tensor& x, const paddle::Tensor& w, const std::vector<int>& strides,
-                   const std::vector<int>& paddings, const std::vector<int>& dilations, bool bias) {
-  PD_CHECK(x.shape().size() == 4, "ppresvar_conv2d: input must be NCHW");
+                   const std::vector<int>& paddings, const std::vector<int>& dilations, bool bias, bool nhwc) {
+  PD_CHECK(x.shape().size() == 4, "ppresvar_conv2d: input must be NCHW or NHWC");
   PD_CHECK(w.shape().size() == 4, "ppresvar_conv2d: weight must be OIHW");
-  PD_CHECK(x.shape()[1] == w.shape()[1], "ppresvar_conv2d: input channels differ from the weight's");
+  PD_CHECK(x.shape()[nhwc ? 3 : 1] == w.shape()[1], "ppresvar_conv2d: input channels differ from the weight's");
   PD_CHECK(strides.size() == 2 && paddings.size() == 2 && dilations.size() == 2,
            "ppresvar_conv2d: strides, paddings and dilations take 2 values");
   ConvShape s;
+  s.nhwc = nhwc;
   s.n = x.shape()[0];
-  s.c = x.shape()[1];
-  s.h = x.shape()[2];
-  s.w = x.shape()[3];
+  s.c = x.shape()[nhwc ? 3 : 1];
+  s.h = x.shape()[nhwc ? 1 : 2];
+  s.w = x.shape()[nhwc ? 2 : 3];
   s.o = w.shape()[0];
   s.kh = w.shape()[2];
   s.kw = w.shape()[3];
@@ -231,12 +241,12 @@ void check_cpu_f32(const paddle::Tensor& t, const char* name) {
 
 paddle::Tensor forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
                        const std::vector<int>& strides, const std::vector<int>& paddings,
-                       const std::vector<int>& dilations) {
+                       const std::vector<int>& dilations, bool nhwc) {
   check_cpu_f32(x, "input");
   check_cpu_f32(w, "weight");
-  ConvShape s = shape_of(x, w, strides, paddings, dilations, b != nullptr);
+  ConvShape s = shape_of(x, w, strides, paddings, dilations, b != nullptr, nhwc);
   ConvPrims& p = prims_for(s);
-  auto y = paddle::empty({s.n, s.o, s.oh, s.ow}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto y = paddle::empty(s.y_shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
   Scratch xs, ws, ys;
   void* xp = as_layout(p.f_x, x.data<float>(), xs);
   void* wp = as_layout(p.f_w, w.data<float>(), ws);
@@ -257,15 +267,15 @@ paddle::Tensor forward(const paddle::Tensor& x, const paddle::Tensor& w, const p
 std::vector<paddle::Tensor> backward(const paddle::Tensor& x, const paddle::Tensor& w,
                                      const paddle::Tensor& dy, bool bias, bool need_dx,
                                      const std::vector<int>& strides, const std::vector<int>& paddings,
-                                     const std::vector<int>& dilations) {
-  ConvShape s = shape_of(x, w, strides, paddings, dilations, bias);
+                                     const std::vector<int>& dilations, bool nhwc) {
+  ConvShape s = shape_of(x, w, strides, paddings, dilations, bias, nhwc);
   ConvPrims& p = prims_for(s);
   p.init_backward();
   auto dy_c = dy;
   std::vector<paddle::Tensor> out;
 
   // d input
-  auto dx = paddle::empty({s.n, s.c, s.h, s.w}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto dx = paddle::empty(s.x_shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
   Scratch dys_d;
   void* dyp_d = nullptr;
   if (need_dx) {
@@ -321,38 +331,40 @@ std::vector<paddle::Tensor> backward(const paddle::Tensor& x, const paddle::Tens
 
 std::vector<paddle::Tensor> ConvForward(const paddle::Tensor& x, const paddle::Tensor& w,
                                         const std::vector<int>& strides, const std::vector<int>& paddings,
-                                        const std::vector<int>& dilations, bool need_dx) {
-  return {forward(x, w, nullptr, strides, paddings, dilations)};
+                                        const std::vector<int>& dilations, bool need_dx, bool nhwc) {
+  return {forward(x, w, nullptr, strides, paddings, dilations, nhwc)};
 }
 
 std::vector<paddle::Tensor> ConvBiasForward(const paddle::Tensor& x, const paddle::Tensor& w,
                                             const paddle::Tensor& b, const std::vector<int>& strides,
                                             const std::vector<int>& paddings,
-                                            const std::vector<int>& dilations, bool need_dx) {
+                                            const std::vector<int>& dilations, bool need_dx, bool nhwc) {
   check_cpu_f32(b, "bias");
-  return {forward(x, w, &b, strides, paddings, dilations)};
+  return {forward(x, w, &b, strides, paddings, dilations, nhwc)};
 }
 
 std::vector<paddle::Tensor> ConvBackward(const paddle::Tensor& x, const paddle::Tensor& w,
                                          const paddle::Tensor& dy, const std::vector<int>& strides,
                                          const std::vector<int>& paddings,
-                                         const std::vector<int>& dilations, bool need_dx) {
-  return backward(x, w, dy, false, need_dx, strides, paddings, dilations);
+                                         const std::vector<int>& dilations, bool need_dx, bool nhwc) {
+  return backward(x, w, dy, false, need_dx, strides, paddings, dilations, nhwc);
 }
 
 std::vector<paddle::Tensor> ConvBiasBackward(const paddle::Tensor& x, const paddle::Tensor& w,
                                              const paddle::Tensor& dy, const std::vector<int>& strides,
                                              const std::vector<int>& paddings,
-                                             const std::vector<int>& dilations, bool need_dx) {
-  return backward(x, w, dy, true, need_dx, strides, paddings, dilations);
+                                             const std::vector<int>& dilations, bool need_dx, bool nhwc) {
+  return backward(x, w, dy, true, need_dx, strides, paddings, dilations, nhwc);
 }
 
 std::vector<std::vector<int64_t>> ConvShapeFn(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                               const std::vector<int>& strides,
                                               const std::vector<int>& paddings,
-                                              const std::vector<int>& dilations, bool need_dx) {
-  return {{x[0], w[0], out_size(x[2], w[2], strides[0], paddings[0], dilations[0]),
-           out_size(x[3], w[3], strides[1], paddings[1], dilations[1])}};
+                                              const std::vector<int>& dilations, bool need_dx, bool nhwc) {
+  const int64_t oh = out_size(x[nhwc ? 1 : 2], w[2], strides[0], paddings[0], dilations[0]);
+  const int64_t ow = out_size(x[nhwc ? 2 : 3], w[3], strides[1], paddings[1], dilations[1]);
+  if (nhwc) return {{x[0], oh, ow, w[0]}};
+  return {{x[0], w[0], oh, ow}};
 }
 
 std::vector<std::vector<int64_t>> ConvBiasShapeFn(const std::vector<int64_t>& x,
@@ -360,8 +372,8 @@ std::vector<std::vector<int64_t>> ConvBiasShapeFn(const std::vector<int64_t>& x,
                                                   const std::vector<int64_t>& b,
                                                   const std::vector<int>& strides,
                                                   const std::vector<int>& paddings,
-                                                  const std::vector<int>& dilations, bool need_dx) {
-  return ConvShapeFn(x, w, strides, paddings, dilations, need_dx);
+                                                  const std::vector<int>& dilations, bool need_dx, bool nhwc) {
+  return ConvShapeFn(x, w, strides, paddings, dilations, need_dx, nhwc);
 }
 
 std::vector<paddle::DataType> ConvDtype(const paddle::DataType& x, const paddle::DataType& w) { return {x}; }
@@ -382,7 +394,7 @@ std::vector<std::vector<int64_t>> ConvBiasGradShapeFn(const std::vector<int64_t>
 }
 
 #define PPRESVAR_CONV_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", \
-                             "dilations: std::vector<int>", "need_dx: bool"}
+                             "dilations: std::vector<int>", "need_dx: bool", "nhwc: bool"}
 
 PD_BUILD_OP(ppresvar_conv2d)
     .Inputs({"X", "W"})

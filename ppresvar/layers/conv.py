@@ -11,7 +11,8 @@ __all__ = ["Conv2D"]
 
 class Conv2D(nn.Conv2D):
     def forward(self, x):
-        if kernels.active() and self._padding_mode == "zeros" and self._data_format == "NCHW":
+        # kernels.conv2d: oneDNN where it applies, else F.conv2d in the layout of the region (NCHW or NHWC)
+        if (kernels.active() or kernels.nhwc()) and self._padding_mode == "zeros" and self._data_format == "NCHW":
             return kernels.conv2d(x, self.weight, self.bias, self._stride, self._padding, self._dilation,
                                   self._groups)
         # explicit base call: paddle 2.6's to_static rewrites this method, and a

@@ -76,9 +76,13 @@ class DyReLU(nn.Layer):
 
     def coefficients(self, x):
         """Residual coefficients in [-1, 1]: (B, 2K) for A, (B, C, 2K) for B/C."""
-        # the global average pool as a pool: paddle.mean over axes 2 and 3 has
-        # a CPU backward 15-40x slower (docs/cpu_kernels.md)
-        theta = paddle.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        # the global average pool: a multi-threaded kernel in CPU training, else
+        # a pool (paddle.mean over axes 2 and 3 has a CPU backward 15-40x slower,
+        # docs/cpu_kernels.md)
+        theta = kernels.channel_mean(x)
+        if theta is None:
+            layout = "NHWC" if kernels.nhwc() else "NCHW"
+            theta = paddle.flatten(F.adaptive_avg_pool2d(x, 1, data_format=layout), 1)
         theta = self.fc2(F.relu(self.fc1(theta)))
         if self.gate == "hard":
             theta = F.relu6(theta + 3.0) / 3.0 - 1.0    # 2 * relu6(z + 3) / 6 - 1
@@ -89,10 +93,11 @@ class DyReLU(nn.Layer):
         return paddle.reshape(theta, [-1, self.channels, 2 * self.k])
 
     def spatial_attention(self, x):
-        """pi (B, 1, H, W) = min(H*W/3 * softmax over all H*W of conv(x)/tau, 1)."""
+        """pi (B, 1, H, W) = min(H*W/3 * softmax over all H*W of conv(x)/tau, 1);
+        (B, H, W, 1) in a channels-last region."""
         s = self.spatial(x)
-        hw = x.shape[2] * x.shape[3]
-        p = F.softmax(paddle.flatten(s, 2) / self.tau, axis=-1)
+        hw = x.shape[1] * x.shape[2] if kernels.nhwc() else x.shape[2] * x.shape[3]
+        p = F.softmax(paddle.reshape(s, [-1, hw]) / self.tau, axis=-1)
         p = paddle.reshape(p, paddle.shape(s))
         return paddle.minimum(p * (hw / 3.0), paddle.ones_like(p))
 
@@ -111,10 +116,9 @@ class DyReLU(nn.Layer):
         fused = kernels.dyrelu(x, r, self.init_v, pi)        # CPU training: one kernel each way
         if fused is not None:
             return fused
-        r = r.unsqueeze([3, 4])                               # (B, C|1, 2K, 1, 1)
         y = None
         for i in range(k):
-            u, v = r[:, :, i], r[:, :, k + i]
+            u, v = kernels.per_channel(r[:, :, i]), kernels.per_channel(r[:, :, k + i])  # (B, C|1, 1, 1)
             alpha, beta = self.init_v[i], self.init_v[k + i]
             if pi is None:
                 z = (alpha + u) * x + (beta + v)
@@ -122,6 +126,10 @@ class DyReLU(nn.Layer):
                 z = alpha * x + beta + pi * (u * x + v)
             y = z if y is None else paddle.maximum(y, z)
         return y
+
+    def channels_last_ready(self):
+        """Runs on NHWC activations too (ResNet.channels_last_ready)."""
+        return True
 
     def extra_repr(self):
         return "channels=%d, mode=%s, k=%d, init=%s, gate=%s" % (self.channels, self.mode, self.k, self.init,

@@ -38,7 +38,7 @@ class NAMChannel(nn.Layer):
         fused = kernels.nam_gate(z, w, x)                    # CPU training: one kernel each way
         if fused is not None:
             return fused
-        return F.sigmoid(z * w.reshape([1, -1, 1, 1])) * x
+        return F.sigmoid(z * w.reshape([1, 1, 1, -1] if kernels.nhwc() else [1, -1, 1, 1])) * x
 
 
 class NAMSpatial(nn.Layer):
@@ -67,6 +67,10 @@ class NAM(nn.Layer):
         if spatial and spatial_size is None:
             raise ValueError("NAM's pixel branch needs spatial_size=(H, W)")
         self.pixel = NAMSpatial(spatial_size, weight_grad) if spatial else None
+
+    def channels_last_ready(self):
+        """The channel branch runs on NHWC activations too (ResNet.channels_last_ready)."""
+        return self.pixel is None
 
     def forward(self, x):
         x = self.channel(x)

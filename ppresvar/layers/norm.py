@@ -8,6 +8,7 @@ paddle's ops, with the same parameters and buffers under the same names, so
 checkpoints and exported programs do not change.
 """
 import paddle.nn as nn
+import paddle.nn.functional as F
 
 from .. import kernels
 
@@ -21,8 +22,14 @@ class BatchNorm2D(nn.BatchNorm2D):
 
     def forward(self, x):
         y = kernels.batch_norm(x, self)
+        if y is not None:
+            return y
+        if kernels.nhwc():  # a channels-last region (ppresvar.kernels), where the kernel does not apply
+            return F.batch_norm(x, self._mean, self._variance, weight=self.weight, bias=self.bias,
+                                training=self.training, momentum=self._momentum, epsilon=self._epsilon,
+                                data_format="NHWC", use_global_stats=getattr(self, "_use_global_stats", None))
         # (super() with no arguments fails in paddle 2.6's converted code, under paddle.jit)
-        return nn.BatchNorm2D.forward(self, x) if y is None else y
+        return nn.BatchNorm2D.forward(self, x)
 
 
 def norm_act(bn, act, x, residual=None):

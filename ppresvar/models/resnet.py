@@ -72,6 +72,12 @@ class ZeroPadShortcut(nn.Layer):
         fast = kernels.shortcut_a(x, self.stride, self.pad)  # CPU training: one kernel each way
         if fast is not None:
             return fast
+        if kernels.nhwc():  # channels-last region (ResNet.forward_features)
+            if self.stride > 1:
+                x = x[:, ::self.stride, ::self.stride, :]
+            if self.pad > 0:
+                x = paddle.concat([x, paddle.zeros_like(x[:, :, :, :self.pad])], axis=3)
+            return x
         if self.stride > 1:
             x = x[:, :, ::self.stride, ::self.stride]
         if self.pad > 0:
@@ -270,16 +276,58 @@ class ResNet(nn.Layer):
                     nn.initializer.Constant(0.0)(m.last_bn().weight)
 
     def forward_features(self, x):
+        """The last stage's output, NCHW. In CPU training inside
+        ``kernels.use`` (channels-last allowed), a network of plain layers
+        (:meth:`channels_last_ready`) runs its stem and stages channels-last:
+        the input is transposed to NHWC once, the output back to NCHW."""
+        if self.training and kernels.channels_last_allowed(x) and self.channels_last_ready():
+            with kernels.channels_last():
+                x = self._features(paddle.transpose(x, [0, 2, 3, 1]))
+            return paddle.transpose(x, [0, 3, 1, 2])
+        return self._features(x)
+
+    def _features(self, x):
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
         return x
+
+    def channels_last_ready(self):
+        """Whether every layer of the stem and stages handles NHWC
+        activations: ppresvar's ``Conv2D`` and ``BatchNorm2D`` (NCHW-built,
+        zero padding), ReLU, option-A/B shortcuts, drop path, the block
+        containers, and layers whose own ``channels_last_ready()`` says so
+        (DyReLU, NAM's channel attention). Squeeze-excitation, NAM's pixel
+        branch, pooling in the stem or the shortcut, or any other layer keep
+        the network NCHW."""
+        return _channels_last_ready(self.stem) and _channels_last_ready(self.stages)
 
     def forward(self, x):
         x = paddle.flatten(self.pool(self.forward_features(x)), 1)
         if self.dropout is not None:
             x = self.dropout(x)
         return x if self.fc is None else self.fc(x)
+
+
+# layers that run in a channels-last region as they are (besides Conv2D and BatchNorm2D)
+_CHANNELS_LAST_LAYERS = (nn.Sequential, Sequential, nn.LayerList, BasicBlock, Bottleneck, nn.ReLU, ZeroPadShortcut,
+                         DropPath)
+
+
+def _channels_last_ready(layer):
+    for m in layer.children():
+        kind = type(m)
+        if hasattr(m, "channels_last_ready"):
+            ok = m.channels_last_ready()
+        elif kind is Conv2D:
+            ok = m._padding_mode == "zeros" and m._data_format == "NCHW"
+        elif kind is BatchNorm2D:
+            ok = m._data_format == "NCHW"
+        else:
+            ok = kind in _CHANNELS_LAST_LAYERS and _channels_last_ready(m)
+        if not ok:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- factories

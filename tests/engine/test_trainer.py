@@ -185,3 +185,27 @@ def test_amp_code_path_runs(tmp_path, monkeypatch):
     s = train(tiny(tmp_path, "AMP.enable=true", "Global.epochs=1"))
     records = read_metrics(os.path.join(s["run_dir"], "metrics.jsonl"))
     assert np.isfinite(records[0]["train_loss"])
+
+
+def test_cpu_channels_last_reaches_the_kernels_and_changes_no_result(tmp_path, monkeypatch):
+    """Global.cpu_channels_last turns the NHWC region on and off; both train
+    the same run up to float rounding (same data, same initial weights)."""
+    from ppresvar import kernels
+
+    if not kernels.available()[0]:
+        pytest.skip("CPU kernels unavailable")
+    seen = []
+    real = kernels.use
+
+    def spy(enabled=True, channels_last=True):
+        seen.append((enabled, channels_last))
+        return real(enabled, channels_last)
+
+    monkeypatch.setattr(kernels, "use", spy)
+    runs = {}
+    for flag in ("true", "false"):
+        cfg = tiny(tmp_path / flag, "Global.cpu_channels_last=%s" % flag, "Global.cpu_kernels=onednn")
+        runs[flag] = read_metrics(os.path.join(train(cfg)["run_dir"], "metrics.jsonl"))
+    assert seen == [(True, True), (True, False)]
+    for a, b in zip(runs["true"], runs["false"]):  # (validation: running statistics of 16-image batches)
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-3 and abs(a["val_loss"] / b["val_loss"] - 1) < 1e-2
