@@ -31,6 +31,7 @@ from ..layers.norm import BatchNorm2D, Sequential, norm_act
 from ..layers.stochastic_depth import DropPath
 from ..layers.weight_init import kaiming_init
 from ..layers.dyrelu import DyReLU
+from ..layers.layout import channels_last_ready, nhwc_layer
 from ..layers.nam import NAM
 from ..layers.se import SqueezeExcite
 from ..registry import register_model
@@ -53,6 +54,7 @@ def _bn(channels, momentum):
     return BatchNorm2D(channels, momentum=momentum)
 
 
+@nhwc_layer
 class ZeroPadShortcut(nn.Layer):
     """Option A shortcut of He et al. 2015: subsample by ``stride`` and append
     zero channels. Built from slicing and ``concat`` with zeros rather than
@@ -127,6 +129,7 @@ class _Block(nn.Layer):
         return self.act_out(y + identity)
 
 
+@nhwc_layer
 class BasicBlock(_Block):
     expansion = 1
 
@@ -148,6 +151,7 @@ class BasicBlock(_Block):
         return self._finish(self.bn2, self.conv2(y), x)
 
 
+@nhwc_layer
 class Bottleneck(_Block):
     """1x1 -> 3x3 (carries the stride, as torchvision and ResNet-RS) -> 1x1 x4."""
     expansion = 4
@@ -300,34 +304,13 @@ class ResNet(nn.Layer):
         (DyReLU, NAM's channel attention). Squeeze-excitation, NAM's pixel
         branch, pooling in the stem or the shortcut, or any other layer keep
         the network NCHW."""
-        return _channels_last_ready(self.stem) and _channels_last_ready(self.stages)
+        return channels_last_ready(self.stem, self.stages)
 
     def forward(self, x):
         x = paddle.flatten(self.pool(self.forward_features(x)), 1)
         if self.dropout is not None:
             x = self.dropout(x)
         return x if self.fc is None else self.fc(x)
-
-
-# layers that run in a channels-last region as they are (besides Conv2D and BatchNorm2D)
-_CHANNELS_LAST_LAYERS = (nn.Sequential, Sequential, nn.LayerList, BasicBlock, Bottleneck, nn.ReLU, ZeroPadShortcut,
-                         DropPath)
-
-
-def _channels_last_ready(layer):
-    for m in layer.children():
-        kind = type(m)
-        if hasattr(m, "channels_last_ready"):
-            ok = m.channels_last_ready()
-        elif kind is Conv2D:
-            ok = m._padding_mode == "zeros" and m._data_format == "NCHW"
-        elif kind is BatchNorm2D:
-            ok = m._data_format == "NCHW"
-        else:
-            ok = kind in _CHANNELS_LAST_LAYERS and _channels_last_ready(m)
-        if not ok:
-            return False
-    return True
 
 
 # ---------------------------------------------------------------- factories

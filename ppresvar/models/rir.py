@@ -35,6 +35,7 @@ import paddle.nn as nn
 from .. import kernels
 from ..flops import conv_flops, numel
 from ..layers.conv import Conv2D
+from ..layers.layout import channels_last_ready, nhwc_layer
 from ..layers.norm import BatchNorm2D, Sequential, norm_act
 from ..layers.weight_init import kaiming_init
 from ..registry import register_model
@@ -60,6 +61,7 @@ def _projection(cin, cout, stride):
 
 
 
+@nhwc_layer
 class CrossConv(nn.Layer):
     """The four 3x3 convolutions of a generalized residual layer.
 
@@ -87,8 +89,9 @@ class CrossConv(nn.Layer):
             paddle.concat([self.conv_rt.weight, self.conv_tt.weight], axis=1)], axis=0)
         bias = paddle.concat([self.conv_rr.bias + self.conv_tr.bias,
                               self.conv_rt.bias + self.conv_tt.bias])
-        y = kernels.conv2d(paddle.concat([r, t], axis=1), weight, bias, stride=self.stride, padding=1)
-        y_r, y_t = paddle.split(y, 2, axis=1)
+        axis = 3 if kernels.nhwc() else 1  # the channels: NCHW, or NHWC in a channels-last region
+        y = kernels.conv2d(paddle.concat([r, t], axis=axis), weight, bias, stride=self.stride, padding=1)
+        y_r, y_t = paddle.split(y, 2, axis=axis)
         return y_r, y_t
 
     def flops(self, inputs, output):
@@ -99,6 +102,7 @@ class CrossConv(nn.Layer):
                    for c in (self.conv_rr, self.conv_tr, self.conv_rt, self.conv_tt))
 
 
+@nhwc_layer
 class ResNetInit(nn.Layer):
     """One generalized residual layer (paper eq. 1, "ResNet Init").
 
@@ -120,6 +124,7 @@ class ResNetInit(nn.Layer):
         return norm_act(self.bn_r, self.relu, y_r), norm_act(self.bn_t, self.relu, y_t)
 
 
+@nhwc_layer
 class RiRBlock(nn.Layer):
     """Two generalized residual layers and an outer shortcut (paper fig. 1d).
 
@@ -147,6 +152,7 @@ class RiRBlock(nn.Layer):
         return y_r, y_t
 
 
+@nhwc_layer
 class ConvLayer(Sequential):
     """3x3 conv (with bias) + BN + ReLU: the standard layer that a
     generalized residual layer replaces."""
@@ -207,10 +213,23 @@ class RiR(nn.Layer):
         init_weights(self)
 
     def forward_features(self, x):
+        """Both streams concatenated, NCHW; channels-last inside in CPU
+        training as ``ResNet.forward_features``."""
+        if self.training and kernels.channels_last_allowed(x) and self.channels_last_ready():
+            with kernels.channels_last():
+                r, t = self._streams(paddle.transpose(x, [0, 2, 3, 1]))
+                y = paddle.concat([r, t], axis=3)
+            return paddle.transpose(y, [0, 3, 1, 2])
+        return paddle.concat(self._streams(x), axis=1)
+
+    def _streams(self, x):
         r, t = self.stem_r(x), self.stem_t(x)
         for block in self.blocks:
             r, t = block(r, t)
-        return paddle.concat([r, t], axis=1)
+        return r, t
+
+    def channels_last_ready(self):
+        return channels_last_ready(self.stem_r, self.stem_t, self.blocks)
 
     def forward(self, x):
         return self.head(self.forward_features(x))
@@ -218,6 +237,7 @@ class RiR(nn.Layer):
 
 # ------------------------------------------- the RiR paper's ResNet comparator
 
+@nhwc_layer
 class ResBlock(nn.Layer):
     """Two :class:`ConvLayer` and a shortcut (identity or 1x1 conv with bias)
     added after them: an :class:`RiRBlock` without the transient stream and
@@ -254,7 +274,15 @@ class RiRResNet(nn.Layer):
         init_weights(self)
 
     def forward_features(self, x):
+        """NCHW features; channels-last inside in CPU training as ``RiR``'s."""
+        if self.training and kernels.channels_last_allowed(x) and self.channels_last_ready():
+            with kernels.channels_last():
+                y = self.blocks(self.stem(paddle.transpose(x, [0, 2, 3, 1])))
+            return paddle.transpose(y, [0, 3, 1, 2])
         return self.blocks(self.stem(x))
+
+    def channels_last_ready(self):
+        return channels_last_ready(self.stem, self.blocks)
 
     def forward(self, x):
         return self.head(self.forward_features(x))

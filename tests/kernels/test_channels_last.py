@@ -207,6 +207,7 @@ def test_nam_channel_layer_nhwc(ops):
     ("resnet18_dyrelu_a", {}, True), ("resnet18_dyrelu_c", {}, True),
     ("resnet18", {"stem": "imagenet"}, False),      # max-pool in the stem
     ("resnetrs50", {"stem": "cifar"}, False),      # squeeze-excitation, average-pool shortcuts
+    ("rir18", {}, True), ("rir18", {"fused": False}, True), ("rir_resnet18", {}, True),
 ])
 def test_which_networks_run_channels_last(ops, monkeypatch, name, options, ready):
     model = ppresvar.create_model(name, num_classes=10, **options)
@@ -236,7 +237,7 @@ def test_which_networks_run_channels_last(ops, monkeypatch, name, options, ready
 def test_a_custom_layer_keeps_a_network_nchw(ops):
     model = ppresvar.create_model("resnet20", act_layer=lambda c: nn.LeakyReLU(0.1))
     assert not model.channels_last_ready()
-    assert not ppresvar.create_model("rir18").__class__.__dict__.get("channels_last_ready")
+    assert ppresvar.create_model("rir18", wiring="seed").channels_last_ready()
 
 
 def test_fifty_training_steps_channels_last_match_paddle(ops, monkeypatch):
@@ -273,3 +274,34 @@ def test_channel_mean_matches_formula(ops, shape, layout):
     np.testing.assert_allclose(dx, np.broadcast_to(g_np[:, :, None, None] / (shape[2] * shape[3]), shape),
                                rtol=1e-6, atol=0)
     assert kernels.channel_mean(x) is None  # outside use(): the caller's pool
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("wiring,stride", [("paper", 2), ("seed", 2), ("paper", 1)])
+def test_rir_block_nhwc_matches_nchw(ops, fused, wiring, stride):
+    """An RiR block (two generalized residual layers, the fused cross
+    convolution or the four, projections where the stride changes) in a
+    channels-last region against the same block on NCHW with paddle's ops."""
+    from ppresvar.models.rir import RiRBlock
+
+    paddle.seed(1)
+    block = RiRBlock(6, 6 if stride == 1 else 10, stride, wiring, fused)
+    rs = np.random.RandomState(2)
+    r_np, t_np = rs.randn(3, 6, 9, 9).astype("float32"), rs.randn(3, 6, 9, 9).astype("float32")
+    params = [p for p in block.parameters() if not p.stop_gradient]
+    results = []
+    for region in (True, False):
+        T = nhwc if region else (lambda a: a)
+        r = paddle.to_tensor(T(r_np), stop_gradient=False)
+        t = paddle.to_tensor(T(t_np), stop_gradient=False)
+        y_r, y_t = _in_region(block, r, t) if region else block(r, t)
+        shape = [y_r.shape[0], y_r.shape[3], y_r.shape[1], y_r.shape[2]] if region else y_r.shape
+        g = [np.random.RandomState(s).randn(*shape).astype("float32") for s in (3, 4)]
+        grads = paddle.grad([y_r, y_t], [r, t] + params, [paddle.to_tensor(T(a)) for a in g])
+        out = [y_r.numpy(), y_t.numpy()] + [a.numpy() for a in grads]
+        results.append([nchw(a) for a in out[:4]] + out[4:] if region else out)
+    for a, b in zip(*results):
+        if np.abs(b).max() < 1e-5:  # a conv bias a batch norm follows: its gradient is 0 up to rounding
+            assert np.abs(a).max() < 1e-5
+        else:
+            assert _rel(a, b) < 1e-4
