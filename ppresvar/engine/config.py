@@ -71,8 +71,9 @@ SCHEMA = {
         # convolutions on CPU: oneDNN kernels (ppresvar.kernels) or paddle's own;
         # auto: oneDNN when it builds here, else paddle's with one warning line
         "cpu_kernels": (("auto", "onednn", "paddle"), "auto"),
-        # with the oneDNN kernels, plain ResNets train channels-last (NHWC) inside,
-        # oneDNN's fast layout; false keeps NCHW (same math, checkpoints either way)
+        # with the oneDNN kernels, networks whose layers allow it (ResNets, RiR, NAM, DyReLU)
+        # train channels-last (NHWC) inside, oneDNN's fast layout; false keeps NCHW
+        # (same math up to rounding, same checkpoints)
         "cpu_channels_last": ("bool", True),
         "use_visualdl": ("bool", True),       # when visualdl is installed
         "plot_curves": ("bool", True),        # curves.png when matplotlib is installed
