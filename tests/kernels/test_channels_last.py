@@ -13,8 +13,8 @@ from ppresvar.layers.dyrelu import DyReLU
 from ppresvar.layers.nam import NAMChannel
 from ppresvar.layers.norm import BatchNorm2D, norm_act
 from ppresvar.models.resnet import ZeroPadShortcut
-from test_conv import GRID, _train_losses
-from test_norm import SHAPES, _bn_reference, _nam_gate_reference, _rel
+from test_conv import GRID, _grid_inputs, _train_losses
+from test_norm import SHAPES, _bn_inputs, _bn_reference, _nam_gate_reference, _rel
 
 
 def nhwc(a):
@@ -33,10 +33,7 @@ def _in_region(fn, *args, use=True):
 
 @pytest.mark.parametrize("n,cin,cout,size,k,stride,pad,bias", GRID)
 def test_conv_nhwc_matches_paddle(ops, n, cin, cout, size, k, stride, pad, bias):
-    rs = np.random.RandomState(n * 1000 + cin + cout + k)
-    x_np = rs.randn(n, cin, size, size).astype("float32")
-    w_np = (rs.randn(cout, cin, k, k) / np.sqrt(cin * k * k)).astype("float32")
-    b_np = rs.randn(cout).astype("float32") if bias else None
+    x_np, w_np, b_np = _grid_inputs(n, cin, cout, size, k, bias)
     results = []
     for layout in ("NHWC", "NCHW"):  # the kernel on NHWC, then paddle's NCHW convolution
         x = paddle.to_tensor(nhwc(x_np) if layout == "NHWC" else x_np, stop_gradient=False)
@@ -62,12 +59,7 @@ def test_conv_nhwc_matches_paddle(ops, n, cin, cout, size, k, stride, pad, bias)
 @pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("use", [True, False])  # the NHWC kernel, then the layer's NHWC fallback (paddle's op)
 def test_batch_norm_nhwc_matches_formula(ops, shape, relu, residual, use):
-    rs = np.random.RandomState(sum(shape))
-    x_np = (rs.randn(*shape) * 2 + 0.5).astype("float32")
-    r_np = rs.randn(*shape).astype("float32") if residual else None
-    g_np = rs.randn(*shape).astype("float32")
-    scale_np = (rs.rand(shape[1]) + 0.5).astype("float32")
-    bias_np = rs.randn(shape[1]).astype("float32")
+    x_np, r_np, g_np, scale_np, bias_np = _bn_inputs(shape, residual)
     want = _bn_reference(x_np, scale_np, bias_np, r_np, relu, g_np)
     bn = BatchNorm2D(shape[1], momentum=0.8)
     bn.weight.set_value(paddle.to_tensor(scale_np))

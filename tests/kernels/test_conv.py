@@ -51,12 +51,18 @@ GRID = [
 ]
 
 
-@pytest.mark.parametrize("n,cin,cout,size,k,stride,pad,bias", GRID)
-def test_matches_paddle(ops, n, cin, cout, size, k, stride, pad, bias):
+def _grid_inputs(n, cin, cout, size, k, bias):
+    """Input, weight and bias (or None) of a GRID case, seeded by its shape."""
     rs = np.random.RandomState(n * 1000 + cin + cout + k)
     x = rs.randn(n, cin, size, size).astype("float32")
     w = (rs.randn(cout, cin, k, k) / np.sqrt(cin * k * k)).astype("float32")
     b = rs.randn(cout).astype("float32") if bias else None
+    return x, w, b
+
+
+@pytest.mark.parametrize("n,cin,cout,size,k,stride,pad,bias", GRID)
+def test_matches_paddle(ops, n, cin, cout, size, k, stride, pad, bias):
+    x, w, b = _grid_inputs(n, cin, cout, size, k, bias)
     ours, ref = _both(x, w, b, stride, pad)
     assert ours[0].shape == ref[0].shape
     for got, want, what in zip(ours, ref, ["out", "dx", "dw", "db"]):

@@ -41,16 +41,23 @@ def _bn_reference(x, scale, bias, res, relu, g, eps=1e-5):
 SHAPES = [(4, 3, 5, 7), (1, 2, 3, 3), (3, 16, 8, 8), (2, 5, 1, 9)]
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("residual", [False, True])
-def test_batch_norm_matches_formula_and_paddle(ops, shape, relu, residual):
+def _bn_inputs(shape, residual):
+    """NCHW input, residual (or None), output gradient, scale and bias of a
+    batch-norm test, seeded by the shape."""
     rs = np.random.RandomState(sum(shape))
     x_np = (rs.randn(*shape) * 2 + 0.5).astype("float32")
     r_np = rs.randn(*shape).astype("float32") if residual else None
     g_np = rs.randn(*shape).astype("float32")
     scale_np = (rs.rand(shape[1]) + 0.5).astype("float32")
     bias_np = rs.randn(shape[1]).astype("float32")
+    return x_np, r_np, g_np, scale_np, bias_np
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("residual", [False, True])
+def test_batch_norm_matches_formula_and_paddle(ops, shape, relu, residual):
+    x_np, r_np, g_np, scale_np, bias_np = _bn_inputs(shape, residual)
     want = _bn_reference(x_np, scale_np, bias_np, r_np, relu, g_np)
     act = paddle.nn.ReLU() if relu else paddle.nn.Identity()
     for use in (True, False):  # the kernels, then paddle's ops: both against the formula
