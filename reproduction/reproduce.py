@@ -37,11 +37,14 @@ def main(argv=None):
     p.add_argument("--allow-dirty", action="store_true",
                    help="start runs from a work tree with uncommitted changes, keeping the diff with the results")
     p.add_argument("--collect-only", action="store_true", help="keep finished runs, train nothing")
+    p.add_argument("--halve-weights", action="store_true",
+                   help="keep the experiment's float32 weights again in float16 where the ledger's tools/eval.py "
+                        "command still gives each run's test figure (needs --data), train nothing")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = p.parse_args(argv)
 
     def go():
-        from ppresvar.errors import TrainingError
+        from ppresvar.errors import ConfigError, TrainingError
         from reproduction import ledger
         from reproduction import runner as reproduce
 
@@ -54,6 +57,11 @@ def main(argv=None):
         rows = args.rows.split(",") if args.rows else None
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
         steps = reproduce.plan(manifest, args.experiment, rows, runs, results, data, seeds)
+        if args.halve_weights:
+            if not data:
+                raise ConfigError("--halve-weights evaluates the kept weights: give the CIFAR archive with --data")
+            reproduce.halve_kept_weights(manifest, args.experiment, results, sys.executable, data)
+            steps = []
         for step in steps:
             if args.dry_run:
                 print("%-8s %s/%s seed %d%s" % (step["action"], step["experiment"], step["row"], step["seed"],

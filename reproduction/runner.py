@@ -8,7 +8,8 @@ files of each finished run in ``results/<experiment>/<row>/seed<S>/``:
     curves.png      loss and accuracy per epoch
     run.json        commit, machine, framework, command, budget, training time
     model.safetensors   the last weights under ppresvar's names (one run per row: the first
-                    one kept), which ``tools/eval.py`` evaluates (:func:`eval_argv`)
+                    one kept; float16 when that leaves the test figure, see
+                    :func:`write_weights`), which ``tools/eval.py`` evaluates (:func:`eval_argv`)
 
 Checkpoints stay in the run directory (``--runs-dir``, outside the work tree);
 the kept files name the runs folder and the data archive as ``<runs dir>`` and
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import yaml
 
 from ppresvar.errors import ConfigError, DataError
@@ -312,14 +314,78 @@ def row_weights(results_dir, experiment, row):
                   if d.startswith("seed") and d[4:].isdigit() and os.path.isfile(os.path.join(folder, d, WEIGHTS)))
 
 
-def _save_weights(checkpoint, path):
-    """The model weights (no optimizer state, no EMA) of a training checkpoint as safetensors."""
-    from ppresvar import safetensors
+def _checkpoint_weights(checkpoint):
+    """The model weights (no optimizer state, no EMA) of a training checkpoint, as numpy arrays."""
     from ppresvar.engine.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint)["model"]
-    safetensors.save({k: v.numpy() if hasattr(v, "numpy") else v for k, v in state.items()}, path,
-                     metadata={"format": "paddle-state-dict", "source": "last weights of a ppresvar run"})
+    return {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in state.items()}
+
+
+def write_weights(state, path, expected_top1, tolerance, evaluate, source):
+    """Keep a run's last weights ``state`` ({name: array}) at ``path`` in
+    float16 when ``evaluate(path)`` (the ledger's ``tools/eval.py`` command
+    on that file) gives the run's test top-1 ``expected_top1`` within
+    ``tolerance``: half the bytes of float32, which keeps results/ small; else
+    in float32, checked the same way. The file's metadata names the dtype and
+    that the float16 values are the run's float32 weights rounded. Returns the
+    kept file's evaluation (top1, top5, loss, samples) and its ``dtype``."""
+    from ppresvar import safetensors
+
+    got = None
+    for dtype in ("float16", "float32"):
+        with np.errstate(over="ignore"):  # checked just below
+            arrays = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in state.items()}
+        if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+            continue  # a value beyond float16's range
+        note = "last weights of a run" + (", float32 rounded to float16" if dtype == "float16" else "")
+        safetensors.save(arrays, path, metadata={"format": "paddle-state-dict", "source": source, "dtype": dtype,
+                                                 "note": note})
+        got = evaluate(path)
+        if abs(got["top1"] - expected_top1) <= tolerance:
+            return dict({k: got[k] for k in ("top1", "top5", "loss", "samples")}, dtype=dtype)
+    raise DataError("%s: tools/eval.py on the kept weights gives top-1 %s, the run's test figure is %.4f"
+                    % (path, "%.4f" % got["top1"] if got else "nothing", expected_top1))
+
+
+def tolerance(framework):
+    """How far the kept weights' top-1 may lie from the run's test figure:
+    two test images for ppresvar (evaluation in other batches and threads), five for
+    a PyTorch run (evaluated in ppresvar after the conversion of its weights)."""
+    return 5e-4 if framework == "torch" else 2e-4
+
+
+def halve_kept_weights(manifest, experiment, results_dir, python, data_file, log=print):
+    """Keep again, through :func:`write_weights`, every float32
+    ``model.safetensors`` of ``experiment`` in ``results_dir``: float16 where
+    the ledger's command on the rounded weights gives the run's test figure,
+    float32 otherwise; ``test.json``'s ``weights`` records what that command
+    gave. For weights kept before float16 (``--halve-weights``)."""
+    from ppresvar import safetensors
+
+    for name, row in manifest[experiment]["rows"].items():
+        for seed in row_weights(results_dir, experiment, name):
+            folder = os.path.join(results_dir, experiment, name, "seed%d" % seed)
+            state, meta = safetensors.load(os.path.join(folder, WEIGHTS))
+            if meta.get("dtype") == "float16":
+                continue
+            with open(os.path.join(folder, "test.json")) as f:
+                test = json.load(f)
+            with open(os.path.join(folder, "run.json")) as f:
+                framework = json.load(f)["framework"]
+            tmp = folder + ".part"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            argv = eval_argv(row, tmp, data_file, os.path.join(folder, "config.yaml"))
+            source = "PyTorch reference run" if framework == "torch" else "ppresvar run"
+            test["weights"] = write_weights(state, os.path.join(tmp, WEIGHTS), test["last"]["top1"],
+                                            tolerance(framework), lambda path: _eval(python, path, argv), source)
+            os.replace(os.path.join(tmp, WEIGHTS), os.path.join(folder, WEIGHTS))
+            shutil.rmtree(tmp)
+            with open(os.path.join(folder, "test.json"), "w") as f:
+                json.dump(test, f, indent=1)
+            log("%s/%s seed %d: weights kept in %s (top-1 %.2f%%)" % (
+                experiment, name, seed, test["weights"]["dtype"], 100 * test["weights"]["top1"]))
 
 
 def _read_jsonl(path):
@@ -380,7 +446,9 @@ def collect(step, python, torch_python=None, data_file=None, log=print):
             argv = _torch_argv(row, step["seed"], run_dir, data_file or "-")
             argv = [a for a in argv if a != "--train"] + ["--to-ppresvar"]
             subprocess.run([torch_python] + argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-            shutil.copyfile(os.path.join(run_dir, WEIGHTS), os.path.join(tmp, WEIGHTS))
+            from ppresvar import safetensors
+
+            state, source = safetensors.load(os.path.join(run_dir, WEIGHTS))[0], "PyTorch reference run"
     else:
         test = {"last": _eval(python, os.path.join(run_dir, "checkpoints", "last.pdckpt"))}
         best = os.path.join(run_dir, "checkpoints", "best.pdckpt")
@@ -389,14 +457,12 @@ def collect(step, python, torch_python=None, data_file=None, log=print):
         with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
             config = yaml.safe_load(f)
         if keep_weights:
-            _save_weights(os.path.join(run_dir, "checkpoints", "last.pdckpt"), os.path.join(tmp, WEIGHTS))
+            state = _checkpoint_weights(os.path.join(run_dir, "checkpoints", "last.pdckpt"))
+            source = "ppresvar run"
     if keep_weights:  # the ledger's command, run on the weights as kept (the run's config: this machine's paths)
         argv = eval_argv(row, tmp, data_file or _data_file(config), os.path.join(run_dir, "config.yaml"))
-        got = _eval(python, os.path.join(tmp, WEIGHTS), argv)
-        test["weights"] = {k: got[k] for k in ("top1", "top5", "loss", "samples")}
-        if abs(got["top1"] - test["last"]["top1"]) > (5e-4 if step["framework"] == "torch" else 2e-4):
-            raise DataError("%s: tools/eval.py on the kept weights gives top-1 %.4f, the run's test figure is %.4f"
-                            % (out, got["top1"], test["last"]["top1"]))
+        test["weights"] = write_weights(state, os.path.join(tmp, WEIGHTS), test["last"]["top1"],
+                                        tolerance(step["framework"]), lambda path: _eval(python, path, argv), source)
     prov = {}
     if os.path.isfile(provenance_path(run_dir)):
         with open(provenance_path(run_dir)) as f:

@@ -74,3 +74,29 @@ def test_create_model_loads_pretrained_weights(tmp_path):
                for k, v in trained.state_dict().items() if k.endswith("weight"))
     with pytest.raises(CheckpointError, match="shape mismatch"):
         ppresvar.create_model("resnet18_dyrelu_a", widths=[16, 32, 64, 128], pretrained=path)
+
+
+def test_float16_weights_load_into_a_float32_model_as_their_values(tmp_path):
+    """results/ keeps some weights in float16: loaded, a model holds those
+    values as float32 and computes what a model given the same values in
+    float32 computes."""
+    import numpy as np
+    import paddle
+
+    from ppresvar import safetensors
+
+    trained = ppresvar.create_model("resnet20")
+    half = {k: v.numpy().astype(np.float16) for k, v in trained.state_dict().items()}
+    path = str(tmp_path / "model.safetensors")
+    safetensors.save(half, path)
+    loaded = ppresvar.create_model("resnet20", pretrained=path)
+    for k, v in half.items():
+        got = loaded.state_dict()[k]
+        assert str(got.dtype).endswith("float32"), k
+        np.testing.assert_array_equal(got.numpy(), v.astype(np.float32), err_msg=k)
+    reference = ppresvar.create_model("resnet20")
+    reference.set_state_dict({k: paddle.to_tensor(v.astype(np.float32)) for k, v in half.items()})
+    loaded.eval()
+    reference.eval()
+    x = paddle.to_tensor(np.random.RandomState(0).randn(2, 3, 32, 32).astype(np.float32))
+    np.testing.assert_array_equal(loaded(x).numpy(), reference(x).numpy())

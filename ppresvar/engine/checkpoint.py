@@ -131,6 +131,19 @@ def in_a_run_directory(path):
         os.path.join(os.path.dirname(folder), "config.yaml"))
 
 
+_FLOATS = ("float16", "float32", "float64")
+
+
+def _as_dtype_of(value, own):
+    """A numpy weight in the dtype of the model's tensor ``own`` when both are
+    floating point: weights kept in float16 (results/ keeps some so, to halve
+    their size) load into a float32 model as the float32 values they round to."""
+    want = str(own.dtype).replace("paddle.", "")
+    if isinstance(value, np.ndarray) and value.dtype.name in _FLOATS and want in _FLOATS and value.dtype.name != want:
+        return value.astype(want)
+    return value
+
+
 def _is_training_checkpoint(state):
     # a plain state dict maps names to tensors; a checkpoint's "model" is a dict
     return isinstance(state.get("model"), dict)
@@ -174,7 +187,7 @@ def load_weights(model, path_or_state, use_ema=True, source=None):
         whose = " (it holds %s weights)" % arch if arch else ""
         raise CheckpointError("%s does not fit this model%s: %s; use a checkpoint of the same Arch "
                               "(name, num_classes and options)" % (source, whose, "; ".join(parts)))
-    model.set_state_dict(weights)
+    model.set_state_dict({k: _as_dtype_of(v, own[k]) for k, v in weights.items()})
     return ckpt
 
 

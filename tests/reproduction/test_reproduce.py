@@ -71,7 +71,8 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     check = ("python tools/eval.py -c results/tiny/r20/seed0/config.yaml -o "
              "Global.pretrained_model=results/tiny/r20/seed0/model.safetensors -o "
              "'DataLoader.*.dataset.data_file=<cifar archive>'")
-    assert "- r20: `%s`" % check in md
+    assert "- r20 (%s; prints top-1 %.2f%%, as the run): `%s`" % (
+        test["weights"]["dtype"], 100 * test["last"]["top1"], check) in md
     # that command, run as a user would (the kept config names no archive: the user gives theirs)
     argv = check.replace("results/", results + "/").replace("<cifar archive>", archive).replace("'", "").split()[2:]
     got = run_tool("eval", argv)
@@ -80,6 +81,23 @@ def test_reproduce_trains_evaluates_and_keeps_small_files(archive, tmp_path):
     # a second call finds the row done and trains nothing
     r = run_tool("reproduction/reproduce", args + ["--dry-run"])
     assert r.returncode == 0 and r.stdout.split()[0] == "done"
+    # the kept file is in the dtype test.json names: float16 when that gave the run's figure
+    from ppresvar import safetensors
+
+    path = os.path.join(kept, "model.safetensors")
+    tensors, meta = safetensors.load(path)
+    assert meta["dtype"] == test["weights"]["dtype"] == tensors["fc.weight"].dtype.name
+    # weights kept in float32 before float16 existed: --halve-weights keeps them again, checked
+    safetensors.save({k: v.astype("float32") if v.dtype.kind == "f" else v for k, v in tensors.items()}, path,
+                     metadata={"format": "paddle-state-dict"})
+    del test["weights"]["dtype"]
+    json.dump(test, open(os.path.join(kept, "test.json"), "w"))
+    r = run_tool("reproduction/reproduce", args + ["--halve-weights"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.load(open(os.path.join(kept, "test.json")))
+    tensors, meta = safetensors.load(path)
+    assert meta["dtype"] == again["weights"]["dtype"] == tensors["fc.weight"].dtype.name
+    assert abs(again["weights"]["top1"] - test["last"]["top1"]) <= 2e-4 and not os.path.exists(kept + ".part")
 
 
 ABSOLUTE_PATH = re.compile(r"""(?:^|[\s=:"'])(/[\w.-]+(?:/[\w.-]+)+)""", re.M)
@@ -147,7 +165,15 @@ def test_ledger_from_fixture_results(tmp_path):
     # runs but no weights, and a row not yet run, say which they are
     open(os.path.join(results, "err", "r20", "seed0", "model.safetensors"), "wb").close()
     md = ledger.build(manifest, results)
-    assert "- r20: `python tools/eval.py -c results/err/r20/seed0/config.yaml" in md
+    assert "- r20 (float32): `python tools/eval.py -c results/err/r20/seed0/config.yaml" in md
+    # with what that command printed when the weights were kept, here in float16 one image off
+    test = os.path.join(results, "err", "r20", "seed0", "test.json")
+    json.dump({"last": {"top1": 0.9125, "split": "test"}, "weights": {"top1": 0.9124, "dtype": "float16"}},
+              open(test, "w"))
+    md = ledger.build(manifest, results)
+    assert ("- r20 (float16; prints top-1 91.24%, the run's float32 weights: 91.25%): "
+            "`python tools/eval.py -c results/err/r20/seed0/config.yaml") in md
+    assert "Kept: 1 files (1 in float16), 0.0 MB in all." in md
     assert "- r56: not yet run" in md
     assert "2 cores, Test CPU" in md and "`aaaaaaa`" in md
     assert "| R20 again | 64k | - | - | **8.75** (n=1, no spread) |" in md and "- again: the runs of err/r20" in md
@@ -204,7 +230,7 @@ def test_committed_ledger_is_up_to_date_and_results_hold_no_checkpoints():
                 tensors, meta = safetensors.load(os.path.join(dirpath, "model.safetensors"))
                 assert meta.get("format") == "paddle-state-dict" and tensors
                 weights += os.path.getsize(os.path.join(dirpath, "model.safetensors"))
-    assert weights < 45 * 2 ** 20, "the kept weights take %.1f MB: keep results/ small" % (weights / 2 ** 20)
+    assert weights < 30 * 2 ** 20, "the kept weights take %.1f MB: keep results/ under 30 MB" % (weights / 2 ** 20)
 
 
 def test_ledger_commands_name_no_path_of_the_machine():
@@ -361,3 +387,45 @@ def test_claims_and_pairs_name_rows_of_the_experiment(tmp_path, extra, message):
                                      **extra)}, f)
     with pytest.raises(ConfigError, match=message):
         reproduce.load_manifest(str(path))
+
+
+def test_weights_are_kept_in_float16_only_when_they_give_the_runs_figure(tmp_path):
+    """write_weights keeps float16 when the ledger's command on that file
+    gives the run's top-1, float32 when the rounding moves it, and refuses
+    weights that give neither; float16's range is not exceeded silently."""
+    import numpy as np
+
+    from ppresvar import safetensors
+    from ppresvar.errors import DataError
+
+    rng = np.random.RandomState(0)
+    state = {"w": rng.randn(4, 3).astype(np.float32), "steps": np.array([7], np.int64)}
+    path = str(tmp_path / "model.safetensors")
+    seen = []
+
+    def evaluate_as(figures):
+        def evaluate(p):
+            dtype = safetensors.load(p)[0]["w"].dtype.name
+            seen.append(dtype)
+            return {"top1": figures[dtype], "top5": 1.0, "loss": 0.5, "samples": 100}
+        return evaluate
+
+    got = reproduce.write_weights(state, path, 0.9, 2e-4, evaluate_as({"float16": 0.9, "float32": 0.9}), "test")
+    kept, meta = safetensors.load(path)
+    assert got["dtype"] == "float16" and meta["dtype"] == "float16" and seen == ["float16"]
+    np.testing.assert_array_equal(kept["w"], state["w"].astype(np.float16))
+    assert kept["steps"].dtype == np.int64 and meta["format"] == "paddle-state-dict"
+
+    seen.clear()
+    got = reproduce.write_weights(state, path, 0.9, 2e-4, evaluate_as({"float16": 0.8995, "float32": 0.9}), "test")
+    kept, meta = safetensors.load(path)
+    assert got["dtype"] == "float32" and seen == ["float16", "float32"]
+    np.testing.assert_array_equal(kept["w"], state["w"])
+
+    with pytest.raises(DataError, match="gives top-1 0.5000, the run's test figure is 0.9000"):
+        reproduce.write_weights(state, path, 0.9, 2e-4, evaluate_as({"float16": 0.5, "float32": 0.5}), "test")
+
+    seen.clear()
+    big = dict(state, w=np.array([1e5], np.float32))
+    assert reproduce.write_weights(big, path, 0.9, 2e-4, evaluate_as({"float32": 0.9}), "test")["dtype"] == "float32"
+    assert seen == ["float32"]
