@@ -235,10 +235,10 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
         out += ["", "Recompute a row's test figure from its kept weights (a minute on a CPU, with the CIFAR-10 "
                 "archive; `<cifar archive>` is its path):", ""]
         for row, c in checks:
-            out.append("- %s%s: %s" % (row["name"], " (%s)" % _kept_weights_text(row, experiment, results_dir) if c else "",
-                                        "`%s`" % c if c else
-                                     "no weights kept (its runs predate keeping them)" if row["runs"] else
-                                     "not yet run"))
+            kept = " (%s)" % _kept_weights_text(row, experiment, results_dir) if c else ""
+            out.append("- %s%s: %s" % (row["name"], kept, "`%s`" % c if c else
+                                        "no weights kept (its runs predate keeping them)" if row["runs"] else
+                                        "not yet run"))
     curves = [(row["name"], r["seed"], os.path.join(r["dir"], "curves.png")) for row in rows for r in row["runs"]]
     if curves:
         out += ["", "Curves: " + ", ".join("[%s seed %d](%s)" % (n, s, _rel(p, link_base)) for n, s, p in curves)]
