@@ -95,9 +95,9 @@ def collect_rows(manifest, results_dir, experiment):
             d = result_dir_of(results_dir, source_exp, source_row, seed)
             if not os.path.isfile(os.path.join(d, "run.json")):
                 continue
-            test = _read_json(os.path.join(d, "test.json"))["last"]
-            runs.append({"seed": seed, "value": _value(exp["metric"], test["top1"]), "run": _read_json(
-                os.path.join(d, "run.json")), "dir": d})
+            test = _read_json(os.path.join(d, "test.json"))
+            runs.append({"seed": seed, "value": _value(exp["metric"], test["last"]["top1"]), "run": _read_json(
+                os.path.join(d, "run.json")), "dir": d, "test": test})
         rows.append({"name": name, "spec": spec, "runs": runs})
     return rows
 
@@ -269,7 +269,7 @@ def check_command(row, experiment, results_dir):
 def _kept_weights_text(row, experiment, results_dir):
     """What the row's check command prints, next to the run's own figure."""
     seed = row_weights(results_dir, experiment, row["name"])[0]
-    test = _read_json(os.path.join(results_dir, experiment, row["name"], "seed%d" % seed, "test.json"))
+    test = next(r["test"] for r in row["runs"] if r["seed"] == seed)
     kept, last = test.get("weights") or {}, test["last"]["top1"]
     if "top1" not in kept:
         return "float32"

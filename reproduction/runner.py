@@ -355,6 +355,15 @@ def tolerance(framework):
     return 5e-4 if framework == "torch" else 2e-4
 
 
+def _keep_checked(state, folder, row, framework, python, data_file, config, expected_top1):
+    """:func:`write_weights` into ``folder``, checked with the ledger's
+    command (:func:`eval_argv`) run with the run's ``config``."""
+    argv = eval_argv(row, folder, data_file, config)
+    source = "PyTorch reference run" if framework == "torch" else "ppresvar run"
+    return write_weights(state, os.path.join(folder, WEIGHTS), expected_top1, tolerance(framework),
+                         lambda path: _eval(python, path, argv), source)
+
+
 def halve_kept_weights(manifest, experiment, results_dir, python, data_file, log=print):
     """Keep again, through :func:`write_weights`, every float32
     ``model.safetensors`` of ``experiment`` in ``results_dir``: float16 where
@@ -376,10 +385,8 @@ def halve_kept_weights(manifest, experiment, results_dir, python, data_file, log
             tmp = folder + ".part"
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
-            argv = eval_argv(row, tmp, data_file, os.path.join(folder, "config.yaml"))
-            source = "PyTorch reference run" if framework == "torch" else "ppresvar run"
-            test["weights"] = write_weights(state, os.path.join(tmp, WEIGHTS), test["last"]["top1"],
-                                            tolerance(framework), lambda path: _eval(python, path, argv), source)
+            test["weights"] = _keep_checked(state, tmp, row, framework, python, data_file,
+                                            os.path.join(folder, "config.yaml"), test["last"]["top1"])
             os.replace(os.path.join(tmp, WEIGHTS), os.path.join(folder, WEIGHTS))
             shutil.rmtree(tmp)
             with open(os.path.join(folder, "test.json"), "w") as f:
@@ -448,7 +455,7 @@ def collect(step, python, torch_python=None, data_file=None, log=print):
             subprocess.run([torch_python] + argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             from ppresvar import safetensors
 
-            state, source = safetensors.load(os.path.join(run_dir, WEIGHTS))[0], "PyTorch reference run"
+            state = safetensors.load(os.path.join(run_dir, WEIGHTS))[0]
     else:
         test = {"last": _eval(python, os.path.join(run_dir, "checkpoints", "last.pdckpt"))}
         best = os.path.join(run_dir, "checkpoints", "best.pdckpt")
@@ -458,11 +465,9 @@ def collect(step, python, torch_python=None, data_file=None, log=print):
             config = yaml.safe_load(f)
         if keep_weights:
             state = _checkpoint_weights(os.path.join(run_dir, "checkpoints", "last.pdckpt"))
-            source = "ppresvar run"
     if keep_weights:  # the ledger's command, run on the weights as kept (the run's config: this machine's paths)
-        argv = eval_argv(row, tmp, data_file or _data_file(config), os.path.join(run_dir, "config.yaml"))
-        test["weights"] = write_weights(state, os.path.join(tmp, WEIGHTS), test["last"]["top1"],
-                                        tolerance(step["framework"]), lambda path: _eval(python, path, argv), source)
+        test["weights"] = _keep_checked(state, tmp, row, step["framework"], python, data_file or _data_file(config),
+                                        os.path.join(run_dir, "config.yaml"), test["last"]["top1"])
     prov = {}
     if os.path.isfile(provenance_path(run_dir)):
         with open(provenance_path(run_dir)) as f:

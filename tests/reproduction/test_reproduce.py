@@ -429,3 +429,10 @@ def test_weights_are_kept_in_float16_only_when_they_give_the_runs_figure(tmp_pat
     big = dict(state, w=np.array([1e5], np.float32))
     assert reproduce.write_weights(big, path, 0.9, 2e-4, evaluate_as({"float32": 0.9}), "test")["dtype"] == "float32"
     assert seen == ["float32"]
+
+
+@pytest.mark.skipif(os.path.isfile(os.path.join(ROOT, "data", "cifar-10-python.tar.gz")),
+                    reason="the checkout holds the archive reproduce.py takes by default")
+def test_halve_weights_without_an_archive_is_one_clear_error():
+    r = run_tool("reproduction/reproduce", ["parity", "--halve-weights"])
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "--data" in r.stderr, r.stderr
