@@ -19,8 +19,7 @@ import sys
 if __package__ in (None, ""):  # run as a script: the repository root holds the packages
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reproduction.runner import (MANIFEST, ROOT, WEIGHTS, eval_argv, load_manifest, result_dir_of,  # noqa: E402
-                                 row_weights)
+from reproduction.runner import MANIFEST, ROOT, WEIGHTS, eval_argv, load_manifest, result_dir_of  # noqa: E402
 
 __all__ = ["collect_rows", "build", "write", "check", "experiment_markdown", "LEDGER"]
 
@@ -60,8 +59,10 @@ def weights_summary(results_dir):
     sizes = {}
     for dirpath, _, files in os.walk(results_dir):
         if WEIGHTS in files and re.fullmatch(r"seed\d+", os.path.basename(dirpath)):  # not a .part being written
-            test = _read_json(os.path.join(dirpath, "test.json")) or {}
-            dtype = (test.get("weights") or {}).get("dtype", "float32")
+            if os.path.isfile(os.path.join(dirpath, "run.json")):
+                dtype = (_read_json(os.path.join(dirpath, "test.json")).get("weights") or {}).get("dtype", "float32")
+            else:  # counted all the same: the file is in results/
+                dtype = "a folder of no kept run"
             sizes.setdefault(dtype, []).append(os.path.getsize(os.path.join(dirpath, WEIGHTS)))
     if not sizes:
         return "No weights are kept yet."
@@ -80,7 +81,8 @@ def _value(metric, top1):
 
 
 def collect_rows(manifest, results_dir, experiment):
-    """Per row: the spec, and the kept runs (seed, value, run.json, curves path)."""
+    """Per row: the spec, and the kept runs (seed, value, run.json, test.json,
+    folder, and whether the folder keeps the run's weights)."""
     exp = manifest[experiment]
     rows = []
     for name, spec in exp["rows"].items():
@@ -96,8 +98,9 @@ def collect_rows(manifest, results_dir, experiment):
             if not os.path.isfile(os.path.join(d, "run.json")):
                 continue
             test = _read_json(os.path.join(d, "test.json"))
-            runs.append({"seed": seed, "value": _value(exp["metric"], test["last"]["top1"]), "run": _read_json(
-                os.path.join(d, "run.json")), "dir": d, "test": test})
+            runs.append({"seed": seed, "value": _value(exp["metric"], test["last"]["top1"]),
+                         "run": _read_json(os.path.join(d, "run.json")), "dir": d, "test": test,
+                         "weights": os.path.isfile(os.path.join(d, WEIGHTS))})
         rows.append({"name": name, "spec": spec, "runs": runs})
     return rows
 
@@ -230,12 +233,12 @@ def experiment_markdown(manifest, results_dir, experiment, link_base=None, headi
             cmds = ["python reproduction/reproduce.py %s --rows %s" % (experiment, row["name"])]
         for c in sorted(set(map(portable, cmds))):
             out.append("- %s: `%s`" % (row["name"], c))
-    checks = [(row, check_command(row, experiment, results_dir)) for row in rows if not row["spec"].get("same_as")]
+    checks = [(row, check_command(row, experiment)) for row in rows if not row["spec"].get("same_as")]
     if any(c for _, c in checks):
         out += ["", "Recompute a row's test figure from its kept weights (a minute on a CPU, with the CIFAR-10 "
                 "archive; `<cifar archive>` is its path):", ""]
         for row, c in checks:
-            kept = " (%s)" % _kept_weights_text(row, experiment, results_dir) if c else ""
+            kept = " (%s)" % _kept_weights_text(row) if c else ""
             out.append("- %s%s: %s" % (row["name"], kept, "`%s`" % c if c else
                                         "no weights kept (its runs predate keeping them)" if row["runs"] else
                                         "not yet run"))
@@ -256,20 +259,24 @@ def _commit(run):
     return text
 
 
-def check_command(row, experiment, results_dir):
+def _kept_run(row):
+    """The first run of a row that keeps its weights (None when none does)."""
+    return next((r for r in row["runs"] if r["weights"]), None)
+
+
+def check_command(row, experiment):
     """The tools/eval.py command that recomputes the test figure of the run
     whose weights the row keeps (None when no run of it keeps them)."""
-    seeds = row_weights(results_dir, experiment, row["name"])
-    if not seeds:
+    run = _kept_run(row)
+    if run is None:
         return None
-    argv = eval_argv(row["spec"], "results/%s/%s/seed%d" % (experiment, row["name"], seeds[0]), "<cifar archive>")
+    argv = eval_argv(row["spec"], "results/%s/%s/seed%d" % (experiment, row["name"], run["seed"]), "<cifar archive>")
     return "python " + " ".join("'%s'" % a if "*" in a or "[" in a else a for a in argv)
 
 
-def _kept_weights_text(row, experiment, results_dir):
+def _kept_weights_text(row):
     """What the row's check command prints, next to the run's own figure."""
-    seed = row_weights(results_dir, experiment, row["name"])[0]
-    test = next(r["test"] for r in row["runs"] if r["seed"] == seed)
+    test = _kept_run(row)["test"]
     kept, last = test.get("weights") or {}, test["last"]["top1"]
     if "top1" not in kept:
         return "float32"

@@ -175,6 +175,12 @@ def test_ledger_from_fixture_results(tmp_path):
             "`python tools/eval.py -c results/err/r20/seed0/config.yaml") in md
     assert "Kept: 1 files (1 in float16), 0.0 MB in all." in md
     assert "- r56: not yet run" in md
+    # a seed folder without a run (no run.json: not a kept run) gives no command, whatever it holds
+    os.makedirs(os.path.join(results, "err", "r56", "seed3"))
+    open(os.path.join(results, "err", "r56", "seed3", "model.safetensors"), "wb").close()
+    md = ledger.build(manifest, results)
+    assert "- r56: not yet run" in md and "results/err/r56/" not in md
+    assert "Kept: 2 files (1 in a folder of no kept run, 1 in float16), 0.0 MB in all." in md
     assert "2 cores, Test CPU" in md and "`aaaaaaa`" in md
     assert "| R20 again | 64k | - | - | **8.75** (n=1, no spread) |" in md and "- again: the runs of err/r20" in md
     assert reproduce.plan(manifest, "err", ["again"], "/tmp/r", results)[0]["action"] == "shared with err/r20"
