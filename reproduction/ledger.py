@@ -19,7 +19,8 @@ import sys
 if __package__ in (None, ""):  # run as a script: the repository root holds the packages
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reproduction.runner import MANIFEST, ROOT, WEIGHTS, eval_argv, load_manifest, result_dir_of  # noqa: E402
+from reproduction.runner import (MANIFEST, ROOT, WEIGHTS, cpu_label, eval_argv, load_manifest,  # noqa: E402
+                                 result_dir_of)
 
 __all__ = ["collect_rows", "build", "write", "check", "experiment_markdown", "LEDGER"]
 
@@ -127,7 +128,8 @@ def _duration(seconds):
 def estimate_text(spec, manifest, results_dir):
     """A row's expected cost: its ``estimate`` text, or, for ``{from:
     experiment/row, times: x, why: ...}``, the measured mean training time of
-    that row's kept runs times ``x``."""
+    that row's kept runs times ``x``, per CPU that ran them (machines differ:
+    a mean over two would fit neither)."""
     if spec.get("same_as"):
         return "with the runs of %s" % spec["same_as"]
     est = spec.get("estimate", "?")
@@ -138,15 +140,28 @@ def estimate_text(spec, manifest, results_dir):
     runs = rows.get(row, {}).get("runs") or []
     if not runs:
         return "unknown until %s has run (then its time x %s, %s)" % (est["from"], est["times"], est["why"])
-    base = statistics.mean(r["run"]["train_time_s"] for r in runs)
-    return "about %s (%s's measured %s x %s, %s)" % (_duration(base * float(est["times"])), est["from"],
-                                                     _duration(base), est["times"], est["why"])
+    by_cpu = {}
+    for r in runs:
+        by_cpu.setdefault(cpu_label(r["run"].get("machine")), []).append(r["run"]["train_time_s"])
+    x = float(est["times"])
+    return "about %s (%s's measured %s x %s, %s)" % (
+        ", ".join("%s on %s" % (_span(times, x), cpu) for cpu, times in by_cpu.items()),
+        est["from"], ", ".join(_span(times) for times in by_cpu.values()), est["times"], est["why"])
+
+
+def _span(seconds, times=1.0):
+    """The durations ``seconds`` x ``times``: one, or their range (machines that
+    report the same CPU name still differ, and a mean would fit none of them)."""
+    lo, hi = _duration(min(seconds) * times), _duration(max(seconds) * times)
+    return lo if lo == hi else "%s to %s" % (lo, hi)
 
 
 def _measured(row, manifest=None, results_dir=None):
     runs = row["runs"]
     if not runs:
-        return "not yet run; estimated %s on this machine" % estimate_text(row["spec"], manifest, results_dir)
+        measured = isinstance(row["spec"].get("estimate"), dict)   # then the text names the machines
+        return "not yet run; estimated %s%s" % (estimate_text(row["spec"], manifest, results_dir),
+                                                "" if measured else " on this machine")
     mean, std = _stats([r["value"] for r in runs])
     if std is None:
         return "**%.2f** (n=1, no spread)" % mean
@@ -157,7 +172,7 @@ def _hardware(runs):
     seen = []
     for r in runs:
         m = r["run"].get("machine") or {}
-        text = "%s cores, %s" % (m.get("cores", "?"), m.get("cpu") or "?")
+        text = "%s cores, %s" % (m.get("cores", "?"), cpu_label(m) if m.get("cpu") else "?")
         if text not in seen:
             seen.append(text)
     return "; ".join(seen)
@@ -379,11 +394,16 @@ def gap_markdown(exp, rows, manifest, results_dir):
              "%+.2f points between them (ppresvar - PyTorch: the port)."
              % (paper, port_row["spec"]["label"], total, data, torch_row["spec"]["label"], port))
     if spread is not None:
-        words += (" The port's part is %s the parity table's larger seed-to-seed range (%.2f points)%s."
-                  % ("within" if abs(port) <= spread else "larger than", spread,
-                     "" if len(port_row["runs"]) > 1 and len(torch_row["runs"]) > 1 else
-                     "; one seed per framework here, so this compares single runs"))
+        n_p, n_t = len(port_row["runs"]), len(torch_row["runs"])
+        seeds = ("one seed per framework here, so this compares single runs" if n_p == n_t == 1 else
+                 "ppresvar's figure is %s, PyTorch's %s" % (_seed_count(n_p), _seed_count(n_t)))
+        words += (" The port's part is %s the parity table's larger seed-to-seed range (%.2f points); %s."
+                  % ("within" if abs(port) <= spread else "larger than", spread, seeds))
     return [words]
+
+
+def _seed_count(n):
+    return "the mean of %d seeds" % n if n > 1 else "a single run"
 
 
 def per_epoch_markdown(key, rows):
@@ -423,7 +443,7 @@ def step_parity_markdown(rep):
              "(`%s`; paddle %s, %s):" % (what, rep["config"], recipe["momentum"], recipe["weight_decay"],
                                           recipe["label_smoothing"], recipe["lr"], recipe["batch"], rep["kernels"],
                                           rep["command"], rep.get("paddle", "?"),
-                                          (rep.get("machine") or {}).get("cpu", "?")), "",
+                                          cpu_label(rep.get("machine")) if (rep.get("machine") or {}).get("cpu") else "?"), "",
              "| steps | largest loss difference | ppresvar vs PyTorch float64 | PyTorch float32 vs float64 "
              "(rounding alone) | ppresvar vs PyTorch float32 | PyTorch float32 vs itself on another thread count |",
              "|---|---|---|---|---|---|"]

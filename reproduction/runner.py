@@ -141,21 +141,39 @@ def git_commit():
 
 
 def machine():
-    """What the run ran on: CPU model, cores, OS, Python."""
+    """What the run ran on: CPU model, cores, OS, Python. ``cpu_id`` (x86
+    family and model numbers, and the widest vector extension) tells apart
+    CPUs that a cloud names alike ("AMD EPYC" has been a Zen 3, a Zen 4 and
+    a Zen 5 here, which train at different speeds)."""
     model = platform.processor() or ""
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                if not line.strip():
+                    break                                   # the first processor is enough
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
     except OSError:
         pass
+    model = info.get("model name", model)
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    return {"cpu": model, "cores": cores, "os": platform.platform(), "python": platform.python_version()}
+    out = {"cpu": model, "cores": cores, "os": platform.platform(), "python": platform.python_version()}
+    if "cpu family" in info and "model" in info:
+        flags = info.get("flags", "").split()
+        isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+        out["cpu_id"] = "family %s model %s%s" % (info["cpu family"], info["model"], ", " + isa if isa else "")
+    return out
+
+
+def cpu_label(machine_record):
+    """A run's CPU as the ledger names it: the model name, with ``cpu_id`` when recorded."""
+    m = machine_record or {}
+    cpu = m.get("cpu") or "an unrecorded CPU"
+    return "%s (%s)" % (cpu, m["cpu_id"]) if m.get("cpu_id") else cpu
 
 
 def _train_argv(row, seed, run_dir, data_file):

@@ -10,8 +10,11 @@ skipped. Ten classes give the CIFAR-10 layout
 (``cifar-10-batches-py/data_batch_1..5``, ``test_batch``, ``batches.meta``),
 a hundred the CIFAR-100 one (``cifar-100-python/train``, ``test``, ``meta``);
 the labels are the sorted class-folder names' indices, which for the
-CIFAR-10 names is the official order.
+CIFAR-10 names is the official order. The archive's bytes depend only on the
+images and the shuffle seed (no time stamp, no file name), so its SHA-256
+identifies the data.
 """
+import gzip
 import hashlib
 import io
 import os
@@ -120,7 +123,10 @@ def pack_tree(root, out, expect_train=None, expect_test=None, seed=0, log=print)
     tmp = out + ".part"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     try:
-        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        # gzip's header would hold the time and the file name: without them the
+        # same images give the same bytes, so two users can compare SHA-256s.
+        with open(tmp, "wb") as raw, gzip.GzipFile("", "wb", 6, raw, mtime=0) as gz, \
+                tarfile.open(fileobj=gz, mode="w") as tar:
             if hundred:
                 for name, items in (("train", train), ("test", test)):
                     log("decoding %s: %d images" % (name, len(items)))

@@ -53,6 +53,17 @@ def test_pack_roundtrip_cifar10(tmp_path):
     assert test.labels == sorted(test.labels)
 
 
+def test_same_images_give_the_same_archive_bytes(tmp_path, monkeypatch):
+    import time
+    make_tree(str(tmp_path / "tree"), n_train=2, n_test=1)
+    a, b = str(tmp_path / "a.tar.gz"), str(tmp_path / "b" / "cifar-10-python.tar.gz")
+    sha_a = pack_tree(str(tmp_path / "tree"), a, log=lambda m: None)["sha256"]
+    monkeypatch.setattr(time, "time", lambda: 2e9)      # packed later, elsewhere, under another name
+    sha_b = pack_tree(str(tmp_path / "tree"), b, log=lambda m: None)["sha256"]
+    assert sha_a == sha_b
+    assert sha_a != pack_tree(str(tmp_path / "tree"), a + "2", seed=1, log=lambda m: None)["sha256"]
+
+
 def test_pack_roundtrip_cifar100(tmp_path):
     classes = ["c%03d" % i for i in range(100)]
     make_tree(str(tmp_path / "tree"), classes, n_train=1, n_test=1)

@@ -308,7 +308,11 @@ def test_the_gap_to_the_paper_is_split_into_data_and_port(tmp_path):
     md = ledger.experiment_markdown(manifest, results, "err")
     assert "is +3.94 points from it = +2.75 points that both frameworks show" in md
     assert "+1.19 points between them (ppresvar - PyTorch: the port)" in md
-    assert "larger than the parity table's larger seed-to-seed range (1.00 points)" in md
+    assert "larger than the parity table's larger seed-to-seed range (1.00 points); one seed per framework" in md
+    fake_run(results, "err", "r20", 1, 0.8851)         # a second seed: 12.69 and 11.49, mean 12.09 %
+    md = ledger.experiment_markdown(manifest, results, "err")
+    assert "+0.59 points between them (ppresvar - PyTorch: the port)" in md
+    assert "ppresvar's figure is the mean of 2 seeds, PyTorch's a single run" in md
 
 
 def test_estimates_scale_a_measured_time(tmp_path):
@@ -317,7 +321,39 @@ def test_estimates_scale_a_measured_time(tmp_path):
     assert "until err/r20 has run" in ledger.estimate_text(manifest["err"]["rows"]["r56"], manifest, results)
     fake_run(results, "err", "r20", 0, 0.87)           # 600 s of training
     text = ledger.estimate_text(manifest["err"]["rows"]["r56"], manifest, results)
-    assert text == "about 29 min (err/r20's measured 10 min x 2.89, 55 layers against 19)"
+    assert text == "about 29 min on Test CPU (err/r20's measured 10 min x 2.89, 55 layers against 19)"
+    # runs on two kinds of CPU: one estimate each, not a mean that fits neither
+    fake_run(results, "err", "r20", 1, 0.87)
+    run_json = os.path.join(reproduce.result_dir_of(results, "err", "r20", 1), "run.json")
+    run = json.load(open(run_json))
+    run.update(train_time_s=1200.0, machine={"cores": 2, "cpu": "Other CPU"})
+    json.dump(run, open(run_json, "w"))
+    text = ledger.estimate_text(manifest["err"]["rows"]["r56"], manifest, results)
+    assert text == ("about 29 min on Test CPU, 58 min on Other CPU (err/r20's measured 10 min, 20 min x 2.89, "
+                    "55 layers against 19)")
+    # two machines with one CPU name (a cloud's "AMD EPYC"): their range, not a mean that fits neither;
+    # a recorded cpu_id tells CPUs of one name apart
+    for seed, seconds, machine in ((2, 1800.0, {"cpu": "Other CPU"}),
+                                   (3, 300.0, {"cpu": "Test CPU", "cpu_id": "family 26 model 2, AVX-512"})):
+        fake_run(results, "err", "r20", seed, 0.87)
+        run_json = os.path.join(reproduce.result_dir_of(results, "err", "r20", seed), "run.json")
+        run = json.load(open(run_json))
+        run.update(train_time_s=seconds, machine=machine)
+        json.dump(run, open(run_json, "w"))
+    text = ledger.estimate_text(manifest["err"]["rows"]["r56"], manifest, results)
+    assert text == ("about 29 min on Test CPU, 58 min to 1 h 27 min on Other CPU, 14 min on Test CPU (family 26 "
+                    "model 2, AVX-512) (err/r20's measured 10 min, 20 min to 30 min, 5 min x 2.89, "
+                    "55 layers against 19)")
+
+
+def test_machine_tells_apart_cpus_of_one_name():
+    from reproduction.runner import cpu_label, machine
+    m = machine()
+    assert m["cores"] >= 1 and m["cpu"]
+    if os.path.exists("/proc/cpuinfo") and "cpu family" in open("/proc/cpuinfo").read():
+        assert re.fullmatch(r"family \d+ model \d+(, AVX-512|, AVX2)?", m["cpu_id"])
+        assert cpu_label(m) == "%s (%s)" % (m["cpu"], m["cpu_id"])
+    assert cpu_label({"cpu": "AMD EPYC"}) == "AMD EPYC" and cpu_label(None) == "an unrecorded CPU"
 
 
 def test_per_epoch_table_shows_each_rows_curve(tmp_path):
