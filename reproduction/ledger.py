@@ -128,8 +128,7 @@ def _duration(seconds):
 def estimate_text(spec, manifest, results_dir):
     """A row's expected cost: its ``estimate`` text, or, for ``{from:
     experiment/row, times: x, why: ...}``, the measured mean training time of
-    that row's kept runs times ``x``, per CPU that ran them (machines differ:
-    a mean over two would fit neither)."""
+    that row's kept runs times ``x``, per CPU that ran them (see ``_span``)."""
     if spec.get("same_as"):
         return "with the runs of %s" % spec["same_as"]
     est = spec.get("estimate", "?")
@@ -172,7 +171,7 @@ def _hardware(runs):
     seen = []
     for r in runs:
         m = r["run"].get("machine") or {}
-        text = "%s cores, %s" % (m.get("cores", "?"), cpu_label(m) if m.get("cpu") else "?")
+        text = "%s cores, %s" % (m.get("cores", "?"), cpu_label(m, missing="?"))
         if text not in seen:
             seen.append(text)
     return "; ".join(seen)
@@ -443,7 +442,7 @@ def step_parity_markdown(rep):
              "(`%s`; paddle %s, %s):" % (what, rep["config"], recipe["momentum"], recipe["weight_decay"],
                                           recipe["label_smoothing"], recipe["lr"], recipe["batch"], rep["kernels"],
                                           rep["command"], rep.get("paddle", "?"),
-                                          cpu_label(rep.get("machine")) if (rep.get("machine") or {}).get("cpu") else "?"), "",
+                                          cpu_label(rep.get("machine"), missing="?")), "",
              "| steps | largest loss difference | ppresvar vs PyTorch float64 | PyTorch float32 vs float64 "
              "(rounding alone) | ppresvar vs PyTorch float32 | PyTorch float32 vs itself on another thread count |",
              "|---|---|---|---|---|---|"]

@@ -169,10 +169,11 @@ def machine():
     return out
 
 
-def cpu_label(machine_record):
-    """A run's CPU as the ledger names it: the model name, with ``cpu_id`` when recorded."""
+def cpu_label(machine_record, missing="an unrecorded CPU"):
+    """A run's CPU as the ledger names it: the model name, with ``cpu_id`` when
+    recorded; ``missing`` when the record has no model name."""
     m = machine_record or {}
-    cpu = m.get("cpu") or "an unrecorded CPU"
+    cpu = m.get("cpu") or missing
     return "%s (%s)" % (cpu, m["cpu_id"]) if m.get("cpu_id") else cpu
 
 

@@ -354,6 +354,7 @@ def test_machine_tells_apart_cpus_of_one_name():
         assert re.fullmatch(r"family \d+ model \d+(, AVX-512|, AVX2)?", m["cpu_id"])
         assert cpu_label(m) == "%s (%s)" % (m["cpu"], m["cpu_id"])
     assert cpu_label({"cpu": "AMD EPYC"}) == "AMD EPYC" and cpu_label(None) == "an unrecorded CPU"
+    assert cpu_label({}, missing="?") == "?"
 
 
 def test_per_epoch_table_shows_each_rows_curve(tmp_path):
